@@ -1,0 +1,42 @@
+# The two commands a new user needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Raw MNIST files: taken from MNIST_DIR when set, else ../shared/data/mnist when it
+# exists, else the jobs look in their cache and download (see README).
+MNIST_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
+export MNIST_DIR
+OUT ?= out
+EPOCHS ?= 10
+MODEL ?= seed
+
+.PHONY: setup run test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
+	$(PY) -m pip check
+	touch $@
+
+run: setup
+	$(VENV)/bin/digits preprocess --output $(OUT)/data
+	$(VENV)/bin/digits train --data $(OUT)/data --output $(OUT)/model --model $(MODEL) --epochs $(EPOCHS)
+	$(VENV)/bin/digits evaluate --data $(OUT)/data --model $(OUT)/model --output $(OUT)/report
+	$(PY) -m jobs.make_images --data $(OUT)/data --split test --limit 2000 --output $(OUT)/images
+	$(VENV)/bin/digits score --model $(OUT)/model --input '$(OUT)/images/*.png' --output $(OUT)/scores --date $$(date +%F)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(VENV)/bin/pytest -q tests
+
+bench: setup
+	$(PY) -m bench.preprocess_bench
+
+clean:
+	rm -rf $(OUT)

@@ -1,0 +1,1 @@
+"""The jobs users run: `digits preprocess | train | evaluate | score` (see jobs.cli)."""

@@ -1,0 +1,36 @@
+"""`digits`: one console script, a subcommand per job.
+
+    digits preprocess --output out/data
+    digits train --data out/data --output out/model
+    digits evaluate --data out/data --model out/model --output out/report
+    digits score --model out/model --input 'images/*.png' --output out/scores
+
+`digits JOB --help` lists each job's options; every job also runs as
+`python -m <package>.<module>` with the same flags.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+JOBS = {
+    "preprocess": "pipeline.preprocess",
+    "train": "jobs.train",
+    "evaluate": "jobs.evaluate",
+    "score": "jobs.score",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in JOBS:
+        print(__doc__.strip())
+        print("\njobs: " + ", ".join(JOBS))
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module = importlib.import_module(JOBS[argv[0]])
+    return module.main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

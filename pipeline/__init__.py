@@ -1,0 +1,25 @@
+"""The preprocessing pipeline: raw MNIST IDX files -> sharded, normalised TFRecords.
+
+`schema` is the one schema the trainer and scorer share; `preprocess.run(argv)` is the job.
+"""
+
+__version__ = "0.1.0"
+
+DESCRIPTION = (
+    "MNIST handwritten digits, normalised to [0, 1] float32 28x28 images, with a "
+    "validation split carved from the last training images (digits preprocess)."
+)
+
+
+def root_cause(error: BaseException, wanted: type[BaseException]) -> str:
+    """The message of the `wanted` error inside `error`, even when a runner re-wrapped it."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, wanted):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    marker = f"{wanted.__name__}: "
+    text = str(error)
+    if marker in text:
+        return text[text.rindex(marker) + len(marker) :].splitlines()[0]
+    return f"{type(error).__name__}: {text}"

@@ -1,0 +1,140 @@
+"""The dataset folder: claiming it safely, describing its shards, metadata and manifest.
+
+A dataset folder is complete exactly when `manifest.json` is in it: the manifest is
+written last and removed first, so a run that fails or is killed never leaves a folder
+that looks complete. The marker file `.digits-dataset` is written first, so a rerun
+recognises a killed run's folder as its own and may replace it; a non-empty folder with
+neither file is someone else's and is never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline import schema
+
+MARKER_FILE = ".digits-dataset"
+FACTS_FILE = "_facts.json"
+
+
+class OutputError(ValueError):
+    pass
+
+
+def join(directory: str, name: str) -> str:
+    return FileSystems.join(directory.rstrip("/"), name)
+
+
+def _entries(directory: str) -> list[str]:
+    if not FileSystems.exists(directory):
+        return []
+    pattern = join(directory, "*")
+    return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+
+
+def claim(directory: str) -> None:
+    """Empties `directory` for a new run, if it is new, empty, or an earlier output of ours."""
+    entries = _entries(directory)
+    names = {path.rstrip("/").rsplit("/", 1)[-1] for path in entries}
+    if entries and not names & {MARKER_FILE, schema.MANIFEST_FILE}:
+        raise OutputError(
+            f"--output {directory} is not empty and is not a dataset written by this "
+            f"pipeline (it has no {schema.MANIFEST_FILE} or {MARKER_FILE}); refusing to "
+            "replace it. Choose a new or empty folder, or delete this one yourself."
+        )
+    manifest = join(directory, schema.MANIFEST_FILE)
+    if FileSystems.exists(manifest):
+        FileSystems.delete([manifest])  # from here on the old output no longer looks complete
+    if entries:
+        FileSystems.delete(entries)
+    if not FileSystems.exists(directory):
+        FileSystems.mkdirs(directory)
+    write_json(join(directory, MARKER_FILE), {"written_by": "digits preprocess"})
+
+
+def write_json(path: str, payload: dict) -> None:
+    with FileSystems.create(path, mime_type="application/json") as handle:
+        handle.write(json.dumps(payload, indent=2, sort_keys=False).encode())
+
+
+def read_json(path: str) -> dict:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        return json.loads(handle.read())
+
+
+def describe_shard(path: str, compression: str) -> dict:
+    """Counts a TFRecord shard's records by their length headers and digests its bytes."""
+    sha256 = hashlib.sha256()
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        raw = handle.read()
+    sha256.update(raw)
+    if compression == CompressionTypes.GZIP:
+        import gzip
+
+        raw = gzip.decompress(raw)
+    records, offset = 0, 0
+    while offset < len(raw):
+        if offset + 12 > len(raw):
+            raise OutputError(f"{path}: truncated TFRecord header at byte {offset}")
+        (length,) = struct.unpack_from("<Q", raw, offset)
+        offset += 12 + length + 4
+        records += 1
+    if offset != len(raw):
+        raise OutputError(f"{path}: truncated TFRecord data")
+    return {
+        "file": path.rstrip("/").rsplit("/", 1)[-1],
+        "records": records,
+        "bytes": len(raw),
+        "sha256": sha256.hexdigest(),
+    }
+
+
+def shard_files(directory: str, split: str) -> list[str]:
+    pattern = join(directory, f"{schema.DATASET_NAME}-{split}.tfrecord-*-of-*")
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+def write_tfds_metadata(directory: str, shards: dict[str, list[dict]], description: str) -> None:
+    """dataset_info.json and features.json, so `tfds.builder_from_directory` loads the output."""
+    import tensorflow_datasets as tfds
+
+    template = tfds.core.ShardedFileTemplate(
+        data_dir=directory,
+        template="{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
+        dataset_name=schema.DATASET_NAME,
+        filetype_suffix="tfrecord",
+    )
+    split_infos = [
+        tfds.core.SplitInfo(
+            name=split,
+            shard_lengths=[s["records"] for s in described],
+            num_bytes=sum(s["bytes"] for s in described),
+            filename_template=template.replace(split=split),
+        )
+        for split, described in shards.items()
+    ]
+    tfds.folder_dataset.write_metadata(
+        data_dir=directory,
+        features=schema.tfds_features(),
+        split_infos=split_infos,
+        filename_template=template,
+        version="1.0.0",
+        check_data=True,
+        description=description,
+        homepage="http://yann.lecun.com/exdb/mnist/",
+        supervised_keys=(schema.IMAGE_KEY, schema.LABEL_KEY),
+    )
+
+
+def write_json_to(payload: dict, path: str) -> None:
+    """`write_json` with the payload first, for `beam.Map(write_json_to, path)`."""
+    write_json(path, payload)
+
+
+def delete(path: str) -> None:
+    FileSystems.delete([path])

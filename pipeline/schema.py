@@ -1,0 +1,134 @@
+"""The one schema shared by the preprocessing pipeline, the trainer and the scorer.
+
+A record is a `tf.train.Example` with three features:
+
+- `image`: float32, 784 values, row-major 28x28, pixels / 255 (so in [0, 1]);
+- `label`: int64, 0-9;
+- `key`:   bytes, unique and stable, `<source split>-<index>` such as `train-00042`.
+
+Examples are serialised here without TensorFlow (the pipeline must start fast and
+workers need not import TF); `parse_examples` is the TensorFlow side and is tested
+against `tf.train.Example` so that the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+IMAGE_KEY = "image"
+LABEL_KEY = "label"
+KEY_KEY = "key"
+
+IMAGE_HEIGHT = 28
+IMAGE_WIDTH = 28
+IMAGE_SHAPE = (IMAGE_HEIGHT, IMAGE_WIDTH)
+IMAGE_SIZE = IMAGE_HEIGHT * IMAGE_WIDTH
+NUM_CLASSES = 10
+PIXEL_MAX = 255.0
+
+SPLITS = ("train", "validation", "test")
+DATASET_NAME = "mnist"
+MANIFEST_FILE = "manifest.json"
+
+
+def normalise(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels (any shape) -> float32 in [0, 1]: the notebook's `x / 255`."""
+    if pixels.dtype != np.uint8:
+        raise TypeError(f"normalise expects uint8 pixels, got {pixels.dtype}")
+    return pixels.astype(np.float32) / np.float32(PIXEL_MAX)
+
+
+def make_key(source_split: str, index: int) -> bytes:
+    """The stable record key: the source file's split and the image's index in it."""
+    return f"{source_split}-{index:05d}".encode()
+
+
+# --- Serialisation of tf.train.Example, by the protobuf wire format. -------------------
+# Example{features=1: Features{feature=1: map<string, Feature>}};
+# Feature{bytes_list=1, float_list=2, int64_list=3}; each list's `value` is field 1.
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        bits = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(bits | 0x80)
+        else:
+            out.append(bits)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
+
+
+def _map_entry(name: str, feature: bytes) -> bytes:
+    return _field(1, _field(1, name.encode()) + _field(2, feature))
+
+
+# The image entry's framing depends only on the (fixed) image size, so it is built once.
+_IMAGE_ENTRY_PREFIX = _map_entry(IMAGE_KEY, _field(2, _field(1, b"\0" * (4 * IMAGE_SIZE))))[
+    : -4 * IMAGE_SIZE
+]
+_LABEL_ENTRIES = [_map_entry(LABEL_KEY, _field(3, _field(1, _varint(i)))) for i in range(256)]
+
+
+def encode_examples(images: np.ndarray, labels: np.ndarray, keys: list[bytes]) -> list[bytes]:
+    """Serialises a block of records; `images` is float32 [n, 28, 28] (or [n, 784])."""
+    if images.dtype != np.float32 or images.shape[0] != len(labels) or len(labels) != len(keys):
+        raise ValueError(
+            f"inconsistent block: images {images.dtype}{images.shape}, "
+            f"{len(labels)} labels, {len(keys)} keys"
+        )
+    flat = np.ascontiguousarray(images.reshape(len(keys), IMAGE_SIZE), dtype="<f4")
+    records = []
+    for row, label, key in zip(flat, labels.tolist(), keys, strict=True):
+        features = (
+            _IMAGE_ENTRY_PREFIX
+            + row.tobytes()
+            + _LABEL_ENTRIES[label]
+            + _map_entry(KEY_KEY, _field(1, _field(1, key)))
+        )
+        records.append(_field(1, features))
+    return records
+
+
+# --- The TensorFlow side. ---------------------------------------------------------------
+
+
+def feature_spec() -> dict:
+    import tensorflow as tf
+
+    return {
+        IMAGE_KEY: tf.io.FixedLenFeature([IMAGE_SIZE], tf.float32),
+        LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+        KEY_KEY: tf.io.FixedLenFeature([], tf.string),
+    }
+
+
+def parse_examples(serialized):
+    """Batch of serialised Examples -> {image: float32 [n, 28, 28, 1], label, key}.
+
+    Vectorised: call it after `batch()` in tf.data, not once per record.
+    """
+    import tensorflow as tf
+
+    parsed = tf.io.parse_example(serialized, feature_spec())
+    parsed[IMAGE_KEY] = tf.reshape(parsed[IMAGE_KEY], [-1, IMAGE_HEIGHT, IMAGE_WIDTH, 1])
+    return parsed
+
+
+def tfds_features():
+    """The same schema as TFDS features, for `tfds.builder_from_directory`."""
+    import tensorflow_datasets as tfds
+
+    return tfds.features.FeaturesDict(
+        {
+            IMAGE_KEY: tfds.features.Tensor(shape=IMAGE_SHAPE, dtype=np.float32),
+            LABEL_KEY: tfds.features.ClassLabel(num_classes=NUM_CLASSES),
+            KEY_KEY: tfds.features.Text(),
+        }
+    )
