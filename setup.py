@@ -13,7 +13,9 @@ setup(
     description="Batch handwritten-digit recognition on MNIST: Beam preprocessing, "
     "tf.data training, Beam batch scoring.",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["pipeline", "pipeline.*", "model", "model.*", "jobs", "jobs.*"]),
+    packages=find_packages(
+        include=["pipeline", "pipeline.*", "model", "model.*", "jobs", "jobs.*"]
+    ),
     install_requires=[
         "apache-beam>=2.77,<2.78",
         "google-crc32c>=1.5",  # fast TFRecord checksums for Beam's TFRecord code

@@ -30,13 +30,15 @@ from apache_beam.options.pipeline_options import PipelineOptions
 import pipeline
 from pipeline import idx, output, schema, sources
 from pipeline.transforms import (
-    COMPRESSION,
+    COMPRESSIONS,
     Normalise,
     ReadIdx,
+    ShardPlan,
     SplitSource,
     SummariseSplits,
     ToExamples,
     WriteShards,
+    temp_dir,
 )
 
 RECORDS_PER_SHARD = 10_000  # about 32 MB of float32 images per shard
@@ -50,7 +52,6 @@ class PreprocessConfig:
     num_shards: int = 0  # 0: one shard per 10,000 records in each split
     compression: str = "none"
     verify_digests: bool = True
-    block_size: int = 500
 
 
 def parse_args(argv: list[str] | None) -> tuple[PreprocessConfig, list[str]]:
@@ -65,28 +66,40 @@ def parse_args(argv: list[str] | None) -> tuple[PreprocessConfig, list[str]]:
         help="folder with the four MNIST .gz files (local or gs://); default: $MNIST_DIR, "
         "then the cache, then a download",
     )
-    parser.add_argument("--validation-size", type=int, default=5_000,
-                        help="last N training images form the validation split (default 5000)")
-    parser.add_argument("--num-shards", type=int, default=0,
-                        help="shards per split; 0 (default): one per 10,000 records")
-    parser.add_argument("--compression", choices=sorted(COMPRESSION), default="none",
-                        help="GZIP-compress the shards (TFDS cannot load compressed shards)")
-    parser.add_argument("--no-digest-check", dest="verify_digests", action="store_false",
-                        help="for other IDX datasets of MNIST's shape (Fashion-MNIST, KMNIST, "
-                        "your own): header checks still apply, MNIST's digests do not")
-    parser.add_argument("--block-size", type=int, default=500,
-                        help="images per Beam element (default 500)")
+    parser.add_argument(
+        "--validation-size",
+        type=int,
+        default=5_000,
+        help="last N training images form the validation split (default 5000)",
+    )
+    parser.add_argument(
+        "--num-shards",
+        type=int,
+        default=0,
+        help="shards per split; 0 (default): one per 10,000 records",
+    )
+    parser.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        default="none",
+        help="GZIP-compress the shards (TFDS cannot load compressed shards)",
+    )
+    parser.add_argument(
+        "--no-digest-check",
+        dest="verify_digests",
+        action="store_false",
+        help="for other IDX datasets of MNIST's shape (Fashion-MNIST, KMNIST, "
+        "your own): header checks still apply, MNIST's digests do not",
+    )
     known, beam_args = parser.parse_known_args(argv)
     config = PreprocessConfig(**vars(known))
-    for name in ("validation_size", "num_shards", "block_size"):
-        if getattr(config, name) < (1 if name == "block_size" else 0):
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{flag} must not be negative (got {getattr(config, name)})")
+    if config.num_shards < 0:
+        raise ValueError(f"--num-shards must be 0 (automatic) or more, got {config.num_shards}")
     return config, beam_args
 
 
 def plan_sources(config: PreprocessConfig, source_dir: str) -> tuple[list[SplitSource], dict]:
-    """Reads the headers (cheap) to fail fast and to carve validation out of train."""
+    """Reads the headers (cheap) to fail fast, carve validation out of train and plan shards."""
     specs, counts = [], {}
     for source_split, (images, labels) in idx.MNIST_FILES.items():
         images_path = output.join(source_dir, images.name)
@@ -105,28 +118,35 @@ def plan_sources(config: PreprocessConfig, source_dir: str) -> tuple[list[SplitS
                     f"{n_images - 1} (the training file holds {n_images} images)"
                 )
             cut = n_images - config.validation_size
-            carve = (("train", 0, cut), ("validation", cut, n_images))
+            carve = {"train": (0, cut), "validation": (cut, n_images)}
         else:
-            carve = (("test", 0, n_images),)
-        counts.update({split: stop - start for split, start, stop in carve})
+            carve = {"test": (0, n_images)}
+        plans = []
+        for split, (start, stop) in carve.items():
+            counts[split] = stop - start
+            plans += plan_shards(split, start, stop, config.num_shards)
         expected = (images, labels) if config.verify_digests else None
-        specs.append(SplitSource(source_split, images_path, labels_path, expected, carve))
+        specs.append(SplitSource(source_split, images_path, labels_path, expected, tuple(plans)))
     return specs, counts
 
 
-def shard_counts(config: PreprocessConfig, counts: dict[str, int]) -> dict[str, int]:
-    if config.num_shards:
-        return {split: config.num_shards for split in counts}
-    return {split: max(1, math.ceil(n / RECORDS_PER_SHARD)) for split, n in counts.items()}
+def plan_shards(split: str, start: int, stop: int, num_shards: int) -> list[ShardPlan]:
+    """Contiguous, equal (to one image) shards; by default one per 10,000 records."""
+    count = stop - start
+    n = num_shards or max(1, math.ceil(count / RECORDS_PER_SHARD))
+    if n > count:
+        raise ValueError(f"--num-shards {n} is more than the {count} records of the {split} split")
+    edges = [start + count * i // n for i in range(n + 1)]
+    return [ShardPlan(split, i, n, edges[i], edges[i + 1]) for i in range(n)]
 
 
-def build(p: beam.Pipeline, config: PreprocessConfig, specs, shards) -> None:
-    blocks, digests = p | "Sources" >> beam.Create(specs) | "ReadIdx" >> ReadIdx(config.block_size)
+def build(p: beam.Pipeline, config: PreprocessConfig, specs: list[SplitSource]) -> None:
+    blocks, digests = p | "Sources" >> beam.Create(specs) | "ReadIdx" >> ReadIdx()
     (
         blocks
         | "Normalise" >> Normalise()
         | "ToExamples" >> ToExamples()
-        | "WriteShards" >> WriteShards(config.output, shards, COMPRESSION[config.compression])
+        | "WriteShards" >> WriteShards(config.output, config.compression)
     )
     facts_path = output.join(config.output, output.FACTS_FILE)
     (
@@ -140,10 +160,11 @@ def finalise(config: PreprocessConfig, expected_counts: dict[str, int], seconds:
     """Checks what the pipeline wrote, then writes TFDS metadata and, last, the manifest."""
     facts_path = output.join(config.output, output.FACTS_FILE)
     facts = output.read_json(facts_path)
-    compression = COMPRESSION[config.compression]
     shards = {
-        split: [output.describe_shard(path, compression)
-                for path in output.shard_files(config.output, split)]
+        split: [
+            output.describe_shard(path, config.compression)
+            for path in output.shard_files(config.output, split)
+        ]
         for split in schema.SPLITS
     }
     for split, expected in expected_counts.items():
@@ -162,8 +183,12 @@ def finalise(config: PreprocessConfig, expected_counts: dict[str, int], seconds:
         "config": asdict(config),
         "compression": config.compression,
         "schema": {
-            schema.IMAGE_KEY: {"dtype": "float32", "shape": list(schema.IMAGE_SHAPE),
-                               "range": [0.0, 1.0], "normalisation": "pixel / 255"},
+            schema.IMAGE_KEY: {
+                "dtype": "float32",
+                "shape": list(schema.IMAGE_SHAPE),
+                "range": [0.0, 1.0],
+                "normalisation": "pixel / 255",
+            },
             schema.LABEL_KEY: {"dtype": "int64", "range": [0, schema.NUM_CLASSES - 1]},
             schema.KEY_KEY: {"dtype": "bytes", "format": "<source split>-<index>"},
         },
@@ -179,6 +204,7 @@ def finalise(config: PreprocessConfig, expected_counts: dict[str, int], seconds:
         "seconds": round(seconds, 2),
     }
     output.delete(facts_path)
+    output.delete(temp_dir(config.output), missing_ok=True)
     output.write_json(output.join(config.output, schema.MANIFEST_FILE), manifest)
     return manifest
 
@@ -201,7 +227,7 @@ def run(argv: list[str] | None = None) -> dict:
     specs, counts = plan_sources(config, source_dir)
     output.claim(config.output)
     with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
-        build(p, config, specs, shard_counts(config, counts))
+        build(p, config, specs)
     manifest = finalise(config, counts, time.time() - started)
     print(summary(manifest))
     return manifest
