@@ -31,32 +31,31 @@ def join(directory: str, name: str) -> str:
     return FileSystems.join(directory.rstrip("/"), name)
 
 
-def _entries(directory: str) -> list[str]:
-    if not FileSystems.exists(directory):
-        return []
-    # Local globs skip dot-files (our marker, Beam's temp folders), so ask for them too.
-    results = FileSystems.match([join(directory, "*"), join(directory, ".*")])
-    return sorted({m.path for result in results for m in result.metadata_list})
+def _files(directory: str) -> list[str]:
+    """Every file under `directory`, at any depth, dot-files included (local or gs://)."""
+    result = FileSystems.match([join(directory, "**")])[0]
+    return sorted(m.path for m in result.metadata_list)
 
 
 def claim(directory: str) -> None:
     """Empties `directory` for a new run, if it is new, empty, or an earlier output of ours."""
-    entries = _entries(directory)
-    names = {path.rstrip("/").rsplit("/", 1)[-1] for path in entries}
-    if entries and not names & {MARKER_FILE, schema.MANIFEST_FILE}:
+    files = _files(directory)
+    top_level = {path[len(directory.rstrip("/")) + 1 :] for path in files}
+    if files and not top_level & {MARKER_FILE, schema.MANIFEST_FILE}:
         raise OutputError(
             f"--output {directory} is not empty and is not a dataset written by this "
             f"pipeline (it has no {schema.MANIFEST_FILE} or {MARKER_FILE}); refusing to "
             "replace it. Choose a new or empty folder, or delete this one yourself."
         )
     manifest = join(directory, schema.MANIFEST_FILE)
-    if manifest in entries:
+    if manifest in files:
         FileSystems.delete([manifest])  # from here on the old output no longer looks complete
-    rest = [path for path in entries if path != manifest]
+    rest = [path for path in files if path != manifest]
     if rest:
         FileSystems.delete(rest)
-    if not FileSystems.exists(directory):
-        FileSystems.mkdirs(directory)
+    if FileSystems.exists(directory):  # a local folder: also drop its emptied sub-folders
+        FileSystems.delete([directory])
+    FileSystems.mkdirs(directory)
     write_json(join(directory, MARKER_FILE), {"written_by": "digits preprocess"})
 
 

@@ -21,6 +21,7 @@ import google_crc32c
 import numpy as np
 from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
+from apache_beam.options.value_provider import StaticValueProvider
 
 from pipeline import idx, schema
 
@@ -193,7 +194,7 @@ class WriteShards(beam.PTransform):
     def expand(self, shards):
         return shards | "WriteFiles" >> fileio.WriteToFiles(
             path=self.output_dir,
-            temp_directory=temp_dir(self.output_dir),
+            temp_directory=StaticValueProvider(str, temp_dir(self.output_dir)),
             destination=lambda shard: shard[0],
             sink=lambda _: _FramedRecordsSink(self.compression),
             file_naming=_shard_name,
