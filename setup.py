@@ -20,6 +20,7 @@ setup(
         "apache-beam>=2.77,<2.78",
         "google-crc32c>=1.5",  # fast TFRecord checksums for Beam's TFRecord code
         "tensorflow>=2.21,<2.22",
+        "tensorboard>=2.21,<2.22",  # Keras' TensorBoard callback (no longer pulled in by TF)
         "tensorflow-datasets>=4.9.10,<4.10",
         "numpy>=1.26,<3",
         "pillow>=11",

@@ -1,0 +1,263 @@
+"""Training job: streams a preprocessed dataset into the CNN, evaluates it, exports it.
+
+    digits train --data out/data --output out/model                  # the notebook: seed, 10 epochs
+    digits train --data out/data --output out/model --model strong   # 99.6%+ recipe
+    python -m jobs.train --data out/data --output out/model          # the same
+
+Killed midway, the same command resumes from the last finished epoch (Keras
+BackupAndRestore in MODEL_DIR/backup). Writes MODEL_DIR/model.keras, MODEL_DIR/saved_model/,
+TensorBoard logs in MODEL_DIR/logs and, last, MODEL_DIR/metrics.json: a model folder
+without metrics.json is not a finished model.
+
+On a GPU machine the input is prefetched onto the GPU, `--mixed-precision` and `--xla`
+turn those on, and several GPUs train under MirroredStrategy. On a CPU these flags are
+ignored (with a warning), so CPU results never depend on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import keras
+import tensorflow as tf
+
+from model import cnn, data, export
+from model.configs import RECIPES, TrainConfig, recipe
+
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.jsonl"
+BEST_WEIGHTS = "best.weights.h5"
+log = logging.getLogger("digits.train")
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """How to use the machine's accelerators; decided once, from the GPU list and flags."""
+
+    strategy: str  # "default" | "mirrored"
+    prefetch_device: str | None
+    mixed_precision: bool
+    xla: bool
+    notes: tuple[str, ...] = ()
+
+
+def plan_devices(gpus: list[str], mixed_precision: bool, xla: bool) -> DevicePlan:
+    if not gpus:
+        notes = tuple(
+            f"--{flag} ignored: no GPU (results on the CPU never depend on it)"
+            for flag, on in (("mixed-precision", mixed_precision), ("xla", xla))
+            if on
+        )
+        return DevicePlan("default", None, False, False, notes)
+    if len(gpus) == 1:
+        return DevicePlan("default", "/gpu:0", mixed_precision, xla)
+    # Several GPUs: MirroredStrategy distributes (and prefetches) each batch itself.
+    return DevicePlan("mirrored", None, mixed_precision, xla)
+
+
+def make_strategy(plan: DevicePlan) -> tf.distribute.Strategy:
+    if plan.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    if plan.strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="digits train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="a dataset folder from digits preprocess")
+    parser.add_argument("--output", required=True, help="model folder to write")
+    parser.add_argument("--model", default="seed", choices=sorted(RECIPES))
+    parser.add_argument("--epochs", type=int, help="default: the recipe's (seed 10, strong 15)")
+    parser.add_argument("--batch-size", type=int, help="default: the recipe's (seed 64)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
+    parser.add_argument("--xla", action="store_true", help="XLA-compile the train step (GPU)")
+    args = parser.parse_args(argv)
+    config = recipe(args.model, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    return args, config
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Appends each epoch's metrics, wall time and throughput to history.jsonl."""
+
+    def __init__(self, path: str, examples: int):
+        super().__init__()
+        self.path, self.examples = path, examples
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started
+        entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        entry.update(
+            seconds=round(seconds, 2), examples_per_second=round(self.examples / seconds, 1)
+        )
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+
+def read_history(path: str) -> list[dict]:
+    """Per-epoch entries; an epoch logged twice (killed between log and backup) counts once."""
+    if not os.path.exists(path):
+        return []
+    by_epoch = {}
+    with open(path) as handle:
+        for line in handle:
+            if line.strip():
+                entry = json.loads(line)
+                by_epoch[entry["epoch"]] = entry
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def compile_model(config: TrainConfig, plan: DevicePlan, steps_per_epoch: int) -> keras.Model:
+    model = cnn.build(config)
+    learning_rate = config.learning_rate
+    if config.one_cycle:  # warm up to the peak for one epoch, then cosine down to zero
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=config.learning_rate / 10,
+            warmup_target=config.learning_rate,
+            warmup_steps=steps_per_epoch,
+            decay_steps=steps_per_epoch * (config.epochs - 1),
+        )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=plan.xla,
+    )
+    return model
+
+
+def prepare_output(model_dir: str) -> bool:
+    """Returns True when resuming; a finished model's folder is retrained from scratch."""
+    os.makedirs(model_dir, exist_ok=True)
+    backup = os.path.join(model_dir, "backup")
+    if os.path.exists(backup):
+        return True
+    for name in (METRICS_FILE, HISTORY_FILE, BEST_WEIGHTS):  # metrics.json first: not finished
+        path = os.path.join(model_dir, name)
+        if os.path.exists(path):
+            os.remove(path)
+    return False
+
+
+def train(config: TrainConfig, data_dir: str, model_dir: str, plan: DevicePlan) -> dict:
+    keras.utils.set_random_seed(config.seed)
+    manifest = data.read_manifest(data_dir)
+    n_train = data.split_size(manifest, "train")
+    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    splits = {
+        split: data.supervised(
+            data_dir,
+            split,
+            config.batch_size,
+            training=split == "train",
+            seed=config.seed,
+            shuffle_buffer=config.shuffle_buffer,
+            manifest=manifest,
+            device=plan.prefetch_device,
+        )
+        for split in ("train", "validation", "test")
+    }
+    strategy = make_strategy(plan)
+    with strategy.scope():
+        model = compile_model(config, plan, steps_per_epoch)
+
+    resumed = prepare_output(model_dir)
+    history_path = os.path.join(model_dir, HISTORY_FILE)
+    best_path = os.path.join(model_dir, BEST_WEIGHTS)
+    best = keras.callbacks.ModelCheckpoint(
+        best_path, monitor="val_accuracy", mode="max", save_best_only=True, save_weights_only=True
+    )
+    earlier = read_history(history_path)
+    if resumed:
+        print(f"Resuming {model_dir} after epoch {len(earlier)} of {config.epochs}", flush=True)
+        best.best = max((e["val_accuracy"] for e in earlier), default=best.best)
+    callbacks = [
+        EpochLog(history_path, n_train),
+        best,
+        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
+    ]
+    started = time.perf_counter()
+    model.fit(
+        splits["train"],
+        validation_data=splits["validation"],
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    train_seconds = time.perf_counter() - started
+    history = read_history(history_path)
+    chosen = history[-1]["epoch"]
+    if config.keep_best_on_validation:  # choose the epoch on validation, never on test
+        model.load_weights(best_path)
+        chosen = max(history, key=lambda e: e["val_accuracy"])["epoch"]
+    results = {
+        split: dict(
+            zip(["loss", "accuracy"], map(float, model.evaluate(ds, verbose=0)), strict=True)
+        )
+        for split, ds in splits.items()
+        if split != "train"
+    }
+    export.export(model, model_dir)
+    metrics = {
+        "model": config.model,
+        "config": asdict(config),
+        "data": os.path.abspath(data_dir),
+        "parameters": int(model.count_params()),
+        "device": asdict(plan),
+        "chosen_epoch": chosen,
+        "validation": results["validation"],
+        "test": results["test"],
+        "epochs": history,
+        "train_seconds_this_run": round(train_seconds, 1),
+        "model_id": export.model_id(model_dir),
+    }
+    with open(os.path.join(model_dir, METRICS_FILE + ".tmp"), "w") as handle:
+        json.dump(metrics, handle, indent=2)
+    os.replace(
+        os.path.join(model_dir, METRICS_FILE + ".tmp"), os.path.join(model_dir, METRICS_FILE)
+    )
+    return metrics
+
+
+def run(argv: list[str] | None = None) -> dict:
+    args, config = parse_args(argv)
+    plan = plan_devices(
+        [d.name for d in tf.config.list_physical_devices("GPU")], args.mixed_precision, args.xla
+    )
+    for note in plan.notes:
+        log.warning(note)
+    metrics = train(config, args.data, args.output, plan)
+    print(
+        f"{config.model}: validation accuracy {metrics['validation']['accuracy']:.4f}, "
+        f"test accuracy {metrics['test']['accuracy']:.4f} (epoch {metrics['chosen_epoch']}); "
+        f"exported to {args.output}"
+    )
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run(argv)
+    except (data.DatasetError, ValueError) as error:
+        print(f"digits train: error: {error}", file=sys.stderr)
+        return 2
+    except tf.errors.DataLossError as error:
+        print(f"digits train: corrupt input: {error.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

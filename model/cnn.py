@@ -1,0 +1,77 @@
+"""Model builders: pure functions from a TrainConfig to an uncompiled keras.Model.
+
+Inputs are float32 [batch, 28, 28, 1] in [0, 1] (the schema's normalisation); outputs
+are class probabilities [batch, 10]. The last layer computes in float32 even under mixed
+precision, so probabilities stay well-formed.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from model.configs import TrainConfig
+from pipeline import schema
+
+INPUT_SHAPE = (*schema.IMAGE_SHAPE, 1)
+
+
+def build_seed(config: TrainConfig) -> keras.Model:
+    """The notebook's CNN: 110,986 parameters."""
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE, name="image"),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(schema.NUM_CLASSES, activation="softmax", dtype="float32"),
+        ],
+        name="seed",
+    )
+
+
+def _conv_bn(x, filters: int, name: str):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_strong(config: TrainConfig) -> keras.Model:
+    """Three conv stages with batch norm, augmentation active only while training."""
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = inputs
+    if config.augment:
+        x = layers.RandomRotation(
+            config.max_rotation_degrees / 360.0,
+            fill_mode="constant",
+            seed=config.seed,
+            name="random_rotation",
+        )(x)
+        x = layers.RandomTranslation(
+            config.max_shift,
+            config.max_shift,
+            fill_mode="constant",
+            seed=config.seed,
+            name="random_shift",
+        )(x)
+    x = _conv_bn(x, 32, "stage1a")
+    x = _conv_bn(x, 32, "stage1b")
+    x = layers.MaxPooling2D(2, name="pool1")(x)  # 14x14
+    x = _conv_bn(x, 64, "stage2a")
+    x = _conv_bn(x, 64, "stage2b")
+    x = layers.MaxPooling2D(2, name="pool2")(x)  # 7x7
+    x = _conv_bn(x, 128, "stage3")
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(config.dropout, name="dropout")(x)
+    outputs = layers.Dense(
+        schema.NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities"
+    )(x)
+    return keras.Model(inputs, outputs, name="strong")
+
+
+BUILDERS = {"seed": build_seed, "strong": build_strong}
+
+
+def build(config: TrainConfig) -> keras.Model:
+    return BUILDERS[config.model](config)

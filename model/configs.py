@@ -1,0 +1,60 @@
+"""Training recipes: one frozen dataclass per model, hyperparameters in one place.
+
+seed:   the original notebook, exactly. `digits train --data D --output M` (the defaults)
+        runs 10 epochs, batch 64: about 98.8% test accuracy.
+strong: `digits train --data D --output M --model strong`: batch norm, dropout, random
+        shifts and rotations inside the model, one-cycle learning rate; 99.6%+ test
+        accuracy in under 10 minutes on a 2-core CPU (see README for measured figures).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "seed"
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3  # Adam's default, as in the notebook
+    seed: int = 0
+    shuffle_buffer: int = 10_000
+    # strong only:
+    augment: bool = False
+    max_shift: float = 0.1  # fraction of the image, ~3 px
+    max_rotation_degrees: float = 10.0
+    dropout: float = 0.0
+    label_smoothing: float = 0.0
+    one_cycle: bool = False
+    keep_best_on_validation: bool = False  # else: the last epoch's weights, as the notebook
+
+    def __post_init__(self):
+        if self.model not in RECIPES:
+            raise ValueError(f"--model {self.model!r}: choose one of {', '.join(RECIPES)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+RECIPES = {
+    "seed": dict(epochs=10, batch_size=64),
+    "strong": dict(
+        epochs=15,
+        batch_size=128,
+        learning_rate=3e-3,
+        augment=True,
+        dropout=0.25,
+        label_smoothing=0.1,
+        one_cycle=True,
+        keep_best_on_validation=True,
+    ),
+}
+
+
+def recipe(model: str, **overrides) -> TrainConfig:
+    """The named recipe with the given fields replaced (None means: keep the recipe's)."""
+    if model not in RECIPES:
+        raise ValueError(f"--model {model!r}: choose one of {', '.join(RECIPES)}")
+    config = TrainConfig(model=model, **RECIPES[model])
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,114 @@
+"""The tf.data input: streams a preprocessed dataset's shards into training and evaluation.
+
+One linear chain, in this order and for these reasons:
+
+    shard files (from the manifest, verified)
+    -> interleave    read several shards at once: parallel I/O, and mixes shards
+    -> shuffle       (training only) over records, seeded
+    -> batch         before parsing, so parsing is one vectorised op per batch
+    -> parse         the schema's parse_examples
+    -> prefetch      overlap input with the model's step (onto the GPU when there is one)
+
+A dataset folder is trusted only when its manifest is there (written last by the
+pipeline), and every shard is checked against the manifest's size and SHA-256 before a
+single record is read: a missing, truncated or corrupt shard stops the job naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import tensorflow as tf
+
+from pipeline import schema
+
+
+class DatasetError(ValueError):
+    pass
+
+
+def read_manifest(data_dir: str) -> dict:
+    path = tf.io.gfile.join(data_dir, schema.MANIFEST_FILE)
+    if not tf.io.gfile.exists(path):
+        raise DatasetError(
+            f"{data_dir} has no {schema.MANIFEST_FILE}: it is not a complete preprocessed "
+            "dataset (missing, or its preprocessing run did not finish). Run "
+            f"`digits preprocess --output {data_dir}` first."
+        )
+    with tf.io.gfile.GFile(path) as handle:
+        return json.load(handle)
+
+
+def shard_paths(data_dir: str, split: str, manifest: dict, verify: bool = True) -> list[str]:
+    """The split's shard files, each checked against the manifest's size and SHA-256."""
+    if split not in manifest["splits"]:
+        raise DatasetError(f"{data_dir}: no split {split!r} (has {', '.join(manifest['splits'])})")
+    paths = []
+    for shard in manifest["splits"][split]["shards"]:
+        path = tf.io.gfile.join(data_dir, shard["file"])
+        if not tf.io.gfile.exists(path):
+            raise DatasetError(f"shard {path} is missing; rerun `digits preprocess`")
+        if verify:
+            digest = hashlib.sha256()
+            with tf.io.gfile.GFile(path, "rb") as handle:
+                while chunk := handle.read(1 << 24):
+                    digest.update(chunk)
+            if digest.hexdigest() != shard["sha256"]:
+                raise DatasetError(
+                    f"shard {path} does not match the manifest's SHA-256 (truncated or "
+                    "corrupt); rerun `digits preprocess` to rebuild the dataset"
+                )
+        paths.append(path)
+    return paths
+
+
+def split_size(manifest: dict, split: str) -> int:
+    return int(manifest["splits"][split]["records"])
+
+
+def records(
+    data_dir: str,
+    split: str,
+    batch_size: int,
+    *,
+    training: bool = False,
+    seed: int = 0,
+    shuffle_buffer: int = 10_000,
+    manifest: dict | None = None,
+    verify: bool = True,
+) -> tf.data.Dataset:
+    """Batches of parsed records: {image: float32 [b, 28, 28, 1], label: int64 [b], key}."""
+    manifest = manifest or read_manifest(data_dir)
+    paths = shard_paths(data_dir, split, manifest, verify=verify)
+    compression = "GZIP" if manifest.get("compression") == "gzip" else None
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    if training:
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    dataset = files.interleave(
+        lambda path: tf.data.TFRecordDataset(path, compression_type=compression),
+        cycle_length=min(len(paths), 4),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not training,
+    )
+    # Counts read must match the manifest: a shortfall or excess stops the job.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(split_size(manifest, split)))
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    return dataset.map(schema.parse_examples, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def to_supervised(batch: dict) -> tuple[tf.Tensor, tf.Tensor]:
+    """(images, one-hot labels): the notebook trained with categorical cross-entropy."""
+    return batch[schema.IMAGE_KEY], tf.one_hot(batch[schema.LABEL_KEY], schema.NUM_CLASSES)
+
+
+def supervised(data_dir: str, split: str, batch_size: int, *, device: str | None = None, **kw):
+    """(images, one-hot labels) batches, prefetched (onto `device`, e.g. '/gpu:0', if given)."""
+    dataset = records(data_dir, split, batch_size, **kw).map(
+        to_supervised, num_parallel_calls=tf.data.AUTOTUNE
+    )
+    if device:
+        return dataset.apply(tf.data.experimental.prefetch_to_device(device))
+    return dataset.prefetch(tf.data.AUTOTUNE)
