@@ -1,0 +1,235 @@
+"""Evaluation job: test-split metrics, confusion matrix, misclassified digits, model card.
+
+    digits evaluate --data out/data --model out/model --output out/report
+    python -m jobs.evaluate --data out/data --model out/model --output out/report
+
+Writes to REPORT_DIR: evaluation.json (accuracy, loss, per-class precision / recall / F1,
+the confusion matrix), confusion_matrix.png, misclassified.png (test digits the model got
+wrong, true -> predicted), samples.png (test digits with predictions) and report.md,
+a short model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+
+import keras
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from jobs.train import METRICS_FILE  # noqa: E402
+from model import data, export  # noqa: E402
+from pipeline import schema  # noqa: E402
+
+
+def load_keras_model(model_dir: str) -> keras.Model:
+    """Loads MODEL_DIR/model.keras with safe mode on: no code from the file is run."""
+    path = os.path.join(model_dir, export.KERAS_FILE)
+    if not os.path.exists(os.path.join(model_dir, METRICS_FILE)) or not os.path.exists(path):
+        raise ValueError(
+            f"{model_dir} is not a finished model folder (needs {export.KERAS_FILE} and "
+            f"{METRICS_FILE}); run `digits train --output {model_dir}` to finish it"
+        )
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def predict_split(model: keras.Model, data_dir: str, split: str = "test") -> dict:
+    images, labels, keys, probabilities = [], [], [], []
+    for batch in data.records(data_dir, split, 512):
+        probabilities.append(model.predict_on_batch(batch[schema.IMAGE_KEY]))
+        images.append(batch[schema.IMAGE_KEY].numpy()[..., 0])
+        labels.append(batch[schema.LABEL_KEY].numpy())
+        keys.extend(k.decode() for k in batch[schema.KEY_KEY].numpy())
+    return {
+        "images": np.concatenate(images),
+        "labels": np.concatenate(labels),
+        "keys": keys,
+        "probabilities": np.concatenate(probabilities).astype(np.float64),
+    }
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    predicted = probabilities.argmax(axis=1)
+    n = schema.NUM_CLASSES
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    true_positive = np.diag(confusion).astype(np.float64)
+    precision = np.divide(
+        true_positive, confusion.sum(axis=0), out=np.zeros(n), where=confusion.sum(axis=0) > 0
+    )
+    recall = np.divide(
+        true_positive, confusion.sum(axis=1), out=np.zeros(n), where=confusion.sum(axis=1) > 0
+    )
+    f1 = np.divide(
+        2 * precision * recall, precision + recall, out=np.zeros(n), where=precision + recall > 0
+    )
+    picked = probabilities[np.arange(len(labels)), labels]
+    return {
+        "examples": int(len(labels)),
+        "accuracy": float((predicted == labels).mean()),
+        "loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
+        "per_class": {
+            str(digit): {
+                "precision": float(precision[digit]),
+                "recall": float(recall[digit]),
+                "f1": float(f1[digit]),
+                "support": int(confusion[digit].sum()),
+            }
+            for digit in range(n)
+        },
+        "confusion_matrix": confusion.tolist(),  # rows: true digit, columns: predicted
+    }
+
+
+def plot_confusion(confusion: np.ndarray, path: str, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)
+    shown = np.log1p(confusion)
+    ax.imshow(shown, cmap="Blues")
+    for (row, col), count in np.ndenumerate(confusion):
+        if count:
+            colour = "white" if shown[row, col] > shown.max() * 0.6 else "black"
+            ax.text(col, row, str(count), ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_digits(images, captions, path: str, title: str, columns: int = 10) -> None:
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 1.05 + 0.4), dpi=100)
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    for ax, image, caption in zip(np.ravel(axes), images, captions, strict=False):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(caption, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def model_card(model: keras.Model, training: dict, results: dict, manifest: dict) -> str:
+    summary = io.StringIO()
+    model.summary(print_fn=lambda line, **_: summary.write(line + "\n"))
+    config = training["config"]
+    per_class = "\n".join(
+        f"| {d} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |"
+        for d, m in results["per_class"].items()
+    )
+    worst = min(results["per_class"], key=lambda d: results["per_class"][d]["f1"])
+    return f"""# Model card: `{training["model"]}` digit classifier
+
+## Data
+MNIST ({manifest["splits"]["train"]["records"]:,} training, {manifest["splits"]["validation"]["records"]:,} validation
+images carved from the end of the training file, {manifest["splits"]["test"]["records"]:,} test), 28x28 grayscale,
+pixels / 255. Preprocessed by `digits preprocess` (pipeline {manifest["pipeline_version"]}).
+
+## Architecture
+{training["parameters"]:,} parameters.
+
+```
+{summary.getvalue().strip()}
+```
+
+## Training recipe
+Adam, learning rate {config["learning_rate"]}{" (one-cycle: warm-up then cosine decay)" if config["one_cycle"] else ""},
+batch {config["batch_size"]}, {config["epochs"]} epochs, categorical cross-entropy
+(label smoothing {config["label_smoothing"]}), seed {config["seed"]}.
+Augmentation: {"random rotations up to %s degrees and shifts up to %d%%" % (config["max_rotation_degrees"], config["max_shift"] * 100) if config["augment"] else "none"}.
+Weights kept: {"the epoch with the best validation accuracy (epoch %d)" % training["chosen_epoch"] if config["keep_best_on_validation"] else "the last epoch"}.
+
+## Results (test split, {results["examples"]:,} images)
+Accuracy **{results["accuracy"]:.4f}**, loss {results["loss"]:.4f}; validation accuracy {training["validation"]["accuracy"]:.4f}.
+
+| digit | precision | recall | F1 | support |
+| --- | --- | --- | --- | --- |
+{per_class}
+
+![confusion matrix](confusion_matrix.png)
+
+![misclassified test digits](misclassified.png)
+
+## Limits
+- Trained on centred, size-normalised, white-on-black handwritten digits. Other images
+  must go through the same MNIST-style normalisation (the SavedModel's `predict_encoded`
+  and `digits score` do it); photos, several digits in one image, letters or symbols get
+  a digit anyway, often with high confidence: check `confidence`, do not trust it blindly.
+- Weakest class here: {worst} (F1 {results["per_class"][worst]["f1"]:.4f}).
+- MNIST writers are American Census Bureau employees and high-school students; other
+  handwriting styles (e.g. continental 1s and 7s) are under-represented.
+"""
+
+
+def run(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="digits evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="a dataset folder from digits preprocess")
+    parser.add_argument("--model", required=True, help="a model folder from digits train")
+    parser.add_argument("--output", required=True, help="report folder to write")
+    args = parser.parse_args(argv)
+
+    model = load_keras_model(args.model)
+    with open(os.path.join(args.model, METRICS_FILE)) as handle:
+        training = json.load(handle)
+    manifest = data.read_manifest(args.data)
+    test = predict_split(model, args.data)
+    results = classification_metrics(test["labels"], test["probabilities"])
+    predicted = test["probabilities"].argmax(axis=1)
+
+    os.makedirs(args.output, exist_ok=True)
+    with open(os.path.join(args.output, "evaluation.json"), "w") as handle:
+        json.dump(
+            {"model": training["model"], "model_id": training.get("model_id"), **results},
+            handle,
+            indent=2,
+        )
+    plot_confusion(
+        np.array(results["confusion_matrix"]),
+        os.path.join(args.output, "confusion_matrix.png"),
+        f"{training['model']}: test accuracy {results['accuracy']:.2%}",
+    )
+    wrong = np.flatnonzero(predicted != test["labels"])[:60]
+    plot_digits(
+        test["images"][wrong],
+        [f"{test['labels'][i]}→{predicted[i]}" for i in wrong],
+        os.path.join(args.output, "misclassified.png"),
+        f"{len(np.flatnonzero(predicted != test['labels']))} misclassified test digits "
+        "(true→predicted), first 60",
+    )
+    plot_digits(
+        test["images"][:30],
+        [f"pred {predicted[i]}" for i in range(30)],
+        os.path.join(args.output, "samples.png"),
+        "First 30 test digits",
+    )
+    with open(os.path.join(args.output, "report.md"), "w") as handle:
+        handle.write(model_card(model, training, results, manifest))
+    print(
+        f"test accuracy {results['accuracy']:.4f}, loss {results['loss']:.4f}; "
+        f"report in {args.output}/report.md"
+    )
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run(argv)
+    except (ValueError, data.DatasetError) as error:
+        print(f"digits evaluate: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

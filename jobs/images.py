@@ -1,0 +1,110 @@
+"""Turning an image file's bytes into MNIST pixels for the scoring job, or a clear reason why not.
+
+Decoding is Pillow's (PNG and JPEG only), with the pixel count checked from the header
+before anything is decoded, so a decompression bomb is refused without using memory.
+Normalisation is model.digit_image.normalise_digit, the very function inside the exported
+SavedModel; MNIST-shaped images (28x28, one channel, dark background), which that
+function returns unchanged, skip the TensorFlow call here (`is_mnist_shaped` mirrors its
+rule and a test holds the two equal).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pipeline import schema
+
+SUPPORTED_FORMATS = ("PNG", "JPEG")
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+
+class Rejected(ValueError):
+    """An input that cannot be scored: `stage` says where it failed, the message why."""
+
+    def __init__(self, stage: str, reason: str):
+        super().__init__(reason)
+        self.stage = stage
+
+
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """PNG/JPEG bytes -> uint8 [H, W, C], C: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA."""
+    if not data:
+        raise Rejected("read", "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise Rejected(
+                    "decode",
+                    f"image is {width}x{height} = {width * height:,} pixels, over the limit "
+                    f"of {max_pixels:,} (--max-pixels)",
+                )
+            image.load()
+    except Rejected:
+        raise
+    except UnidentifiedImageError:
+        kind = Image.registered_extensions().get("." + _sniff(data), None)
+        detail = f"a {kind} image" if kind else "not a PNG or JPEG image"
+        raise Rejected("decode", f"unsupported format: {detail} (supported: PNG, JPEG)") from None
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as error:
+        raise Rejected("decode", f"cannot decode ({type(error).__name__}: {error})") from None
+    return _to_array(image)
+
+
+def _sniff(data: bytes) -> str:
+    for magic, extension in (
+        (b"GIF8", "gif"),
+        (b"BM", "bmp"),
+        (b"II*\0", "tif"),
+        (b"MM\0*", "tif"),
+        (b"RIFF", "webp"),
+    ):
+        if data.startswith(magic):
+            return extension
+    return ""
+
+
+def _to_array(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit (or 32-bit) grayscale
+        wide = np.asarray(image, dtype=np.uint32)
+        top = 65535 if mode.startswith("I;16") or wide.max() > 255 else 255
+        return np.round(wide.astype(np.float64) * 255.0 / top).astype(np.uint8)[..., None]
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode in ("1", "L;16"):
+        image = image.convert("L")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
+    array = np.asarray(image, dtype=np.uint8)
+    return array[..., None] if array.ndim == 2 else array
+
+
+def is_mnist_shaped(array: np.ndarray) -> bool:
+    """normalise_digit's pass-through rule: 28x28, one channel, border not light."""
+    if array.shape != (schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH, 1):
+        return False
+    x = array[..., 0].astype(np.float32)
+    border = np.concatenate([x[0, :], x[-1, :], x[:, 0], x[:, -1]])
+    return bool(border.mean() <= 127.5)
+
+
+def to_mnist_pixels(array: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, C] -> uint8 [28, 28] by the shared MNIST-style normalisation."""
+    if is_mnist_shaped(array):
+        return array[..., 0]
+    from model.digit_image import normalise_digit  # TensorFlow only when it is needed
+
+    return normalise_digit(array).numpy()

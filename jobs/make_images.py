@@ -1,0 +1,56 @@
+"""Writes a dataset split's digits as PNG files: a ready-made input for `digits score`.
+
+    python -m jobs.make_images --data out/data --split test --limit 2000 --output out/images
+
+Files are named `<key>_label<digit>.png` (28x28 grayscale, as MNIST), so a scoring run's
+predictions can be checked against the names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+from model import data
+from pipeline import schema
+
+
+def write_pngs(data_dir: str, split: str, output: str, limit: int | None = None) -> int:
+    os.makedirs(output, exist_ok=True)
+    written = 0
+    for batch in data.records(data_dir, split, 1000):
+        pixels = np.round(batch[schema.IMAGE_KEY].numpy()[..., 0] * schema.PIXEL_MAX).astype(
+            np.uint8
+        )
+        for key, label, image in zip(
+            batch[schema.KEY_KEY].numpy(), batch[schema.LABEL_KEY].numpy(), pixels, strict=True
+        ):
+            if limit is not None and written >= limit:
+                return written
+            Image.fromarray(image, mode="L").save(
+                os.path.join(output, f"{key.decode()}_label{label}.png")
+            )
+            written += 1
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.make_images", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--split", default="test", choices=schema.SPLITS)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args(argv)
+    count = write_pngs(args.data, args.split, args.output, args.limit)
+    print(f"wrote {count} PNG files to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
