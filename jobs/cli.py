@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 
 JOBS = {
@@ -22,7 +24,15 @@ JOBS = {
 }
 
 
+def quiet_startup() -> None:
+    """Hides start-up noise that is not about the user's job (TF's C++ banners, Beam's
+    note that the optional GCP extras are missing). Set TF_CPP_MIN_LOG_LEVEL to see it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger().addFilter(lambda record: "apitools not found" not in record.getMessage())
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_startup()
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in JOBS:
         print(__doc__.strip())

@@ -52,13 +52,11 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         kind = Image.registered_extensions().get("." + _sniff(data), None)
         detail = f"a {kind} image" if kind else "not a PNG or JPEG image"
         raise Rejected("decode", f"unsupported format: {detail} (supported: PNG, JPEG)") from None
-    except (
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise Rejected(
+            "decode", f"image is over the pixel limit of {max_pixels:,} (--max-pixels)"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as error:
         raise Rejected("decode", f"cannot decode ({type(error).__name__}: {error})") from None
     return _to_array(image)
 

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import glob
 import io
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -110,13 +112,31 @@ def is_tfrecord(path: str) -> bool:
     return ".tfrecord" in path.rsplit("/", 1)[-1]
 
 
+def match_pattern(pattern: str) -> list[tuple[str, int]]:
+    """(path, size) of each file a glob matches; size -1 for one that cannot be read.
+
+    Local globs go through Python's glob (`**` recurses) rather than Beam's, which quietly
+    skips files it cannot stat (a broken link): those must reach the errors output.
+    """
+    if "://" in pattern:
+        return [(m.path, m.size_in_bytes) for m in FileSystems.match([pattern])[0].metadata_list]
+    matched = []
+    for path in glob.glob(os.path.expanduser(pattern), recursive=True):
+        if not os.path.isdir(path):
+            matched.append(
+                (os.path.abspath(path), os.path.getsize(path) if os.path.exists(path) else -1)
+            )
+    return matched
+
+
 def match_inputs(patterns) -> list[tuple[str, int]]:
     """(path, size) of every file the patterns match; a pattern matching nothing is an error."""
     found = {}
-    for pattern, result in zip(patterns, FileSystems.match(list(patterns)), strict=True):
-        if not result.metadata_list:
+    for pattern in patterns:
+        matched = match_pattern(pattern)
+        if not matched:
             raise ValueError(f"--input {pattern!r} matches no files")
-        found.update((m.path, m.size_in_bytes) for m in result.metadata_list)
+        found.update(matched)
     return sorted(found.items())
 
 
@@ -135,8 +155,8 @@ class PixelBatch:
 
 class _MatchFn(beam.DoFn):
     def process(self, pattern):
-        for metadata in FileSystems.match([pattern])[0].metadata_list:
-            yield metadata.path
+        for path, _ in match_pattern(pattern):
+            yield path
 
 
 class MatchInputs(beam.PTransform):

@@ -118,6 +118,16 @@ def read_history(path: str) -> list[dict]:
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
+def readable_weights(path: str) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            return True
+    except OSError:
+        return False
+
+
 def compile_model(config: TrainConfig, plan: DevicePlan, steps_per_epoch: int) -> keras.Model:
     model = cnn.build(config)
     learning_rate = config.learning_rate
@@ -181,12 +191,16 @@ def train(config: TrainConfig, data_dir: str, model_dir: str, plan: DevicePlan) 
     earlier = read_history(history_path)
     if resumed:
         print(f"Resuming {model_dir} after epoch {len(earlier)} of {config.epochs}", flush=True)
-        best.best = max((e["val_accuracy"] for e in earlier), default=best.best)
+        if readable_weights(best_path):
+            best.best = max((e["val_accuracy"] for e in earlier), default=best.best)
+        elif os.path.exists(best_path):
+            os.remove(best_path)  # killed while being written: start the choice afresh
     callbacks = [
         EpochLog(history_path, n_train),
         best,
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
+        # Two copies: a kill while one is being written leaves the other to resume from.
+        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"), double_checkpoint=True),
     ]
     started = time.perf_counter()
     model.fit(

@@ -64,3 +64,54 @@ def mnist_dataset(tmp_path_factory, mnist_dir) -> Path:
     out = tmp_path_factory.mktemp("mnist") / "data"
     preprocess.run(["--source", str(mnist_dir), "--output", str(out)])
     return out
+
+
+def preprocess_tiny(
+    directory: Path, train: int = 600, test: int = 200, validation: int = 100
+) -> Path:
+    """A small dataset in the project's format, from tiny IDX files."""
+    from pipeline import preprocess
+
+    raw = write_tiny_mnist(directory / "raw", train=train, test=test)
+    out = directory / "data"
+    preprocess.run(
+        [
+            "--source",
+            str(raw),
+            "--output",
+            str(out),
+            "--no-digest-check",
+            "--validation-size",
+            str(validation),
+            "--num-shards",
+            "2",
+        ]
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    return preprocess_tiny(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tiny_dataset) -> Path:
+    """A seed model trained for 2 epochs on the tiny dataset."""
+    from jobs import train
+
+    out = tmp_path_factory.mktemp("tiny_model") / "model"
+    train.run(
+        ["--data", str(tiny_dataset), "--output", str(out), "--epochs", "2", "--batch-size", "32"]
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def mnist_model(tmp_path_factory, mnist_dataset) -> Path:
+    """A seed model trained for one epoch on real MNIST (about 98% accurate)."""
+    from jobs import train
+
+    out = tmp_path_factory.mktemp("mnist_model") / "model"
+    train.run(["--data", str(mnist_dataset), "--output", str(out), "--epochs", "1"])
+    return out
