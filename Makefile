@@ -10,7 +10,9 @@ OUT ?= out
 EPOCHS ?= 10
 MODEL ?= seed
 
-.PHONY: setup run test lint bench clean
+AIRFLOW_VENV ?= .venv-airflow
+
+.PHONY: setup airflow-env run test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,6 +21,16 @@ $(VENV)/.installed: setup.py requirements.lock
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
 	$(PY) -m pip check
+	touch $@
+
+# Airflow gets its own environment (its pins conflict with TensorFlow's): the DAG test uses it.
+airflow-env: $(AIRFLOW_VENV)/.installed
+
+$(AIRFLOW_VENV)/.installed: deploy/airflow/requirements.txt deploy/airflow/requirements.lock
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/pip install --quiet -c deploy/airflow/requirements.lock -r deploy/airflow/requirements.txt
+	$(AIRFLOW_VENV)/bin/pip check
 	touch $@
 
 run: setup
@@ -32,7 +44,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+test: lint airflow-env
 	$(VENV)/bin/pytest -q tests
 
 bench: setup

@@ -78,23 +78,32 @@ def parse_args(argv) -> tuple[ScoreConfig, list[str]]:
         help="file glob, local or gs://; repeat for several",
     )
     parser.add_argument("--output", required=True, help="output folder, local or gs://")
-    parser.add_argument("--date", help="YYYY-MM-DD: write to OUTPUT/dt=DATE (nightly runs)")
+    parser.add_argument(
+        "--date", help="YYYY-MM-DD (or today / yesterday, UTC): write to OUTPUT/dt=DATE"
+    )
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per model call")
+    parser.add_argument(
+        "--batch-size", "--batch_size", type=int, default=256, help="images per model call"
+    )
     parser.add_argument(
         "--max-error-rate",
+        "--max_error_rate",
         type=float,
         default=0.05,
         help="fail (exit 3, after writing everything) above this share of failed inputs",
     )
     parser.add_argument(
         "--max-pixels",
+        "--max_pixels",
         type=int,
         default=images.DEFAULT_MAX_PIXELS,
         help="refuse images with more pixels (decompression bombs)",
     )
     parser.add_argument("--force", action="store_true", help="rescore a date already scored")
     args, beam_args = parser.parse_known_args(argv)
+    if args.date in ("today", "yesterday"):  # for schedulers that cannot template a date
+        day = time.time() - (86_400 if args.date == "yesterday" else 0)
+        args.date = time.strftime("%Y-%m-%d", time.gmtime(day))
     if args.date:
         try:
             time.strptime(args.date, "%Y-%m-%d")

@@ -1,0 +1,120 @@
+"""The scheduling files ship working: the Airflow DAG, the cron wrapper, the Flex Template."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from jobs import partition, score
+from tests.conftest import REPO
+
+AIRFLOW_PYTHON = Path(os.environ.get("AIRFLOW_PYTHON", REPO / ".venv-airflow" / "bin" / "python"))
+
+
+def _render_dag(tmp_path, date="2026-11-25", variables=None) -> dict:
+    if not AIRFLOW_PYTHON.exists():
+        pytest.fail(
+            f"no Airflow environment at {AIRFLOW_PYTHON}: run `make test` (it builds .venv-airflow)"
+        )
+    result = subprocess.run(
+        [
+            str(AIRFLOW_PYTHON),
+            str(REPO / "tests" / "airflow" / "render_dag.py"),
+            str(REPO / "deploy" / "airflow" / "digits_nightly_dag.py"),
+            date,
+            json.dumps(variables or {}),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AIRFLOW_HOME": str(tmp_path)},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_airflow_dag_imports_and_builds_the_scoring_task(tmp_path):
+    rendered = _render_dag(
+        tmp_path, variables={"digits_repo": str(REPO), "digits_bucket": "gs://team-bucket"}
+    )
+    assert rendered["dag_id"] == "digits_nightly_scoring"
+    assert rendered["schedule"] == "15 2 * * *" and rendered["max_active_runs"] == 1
+    assert (rendered["operator"], rendered["runner"]) == (
+        "BeamRunPythonPipelineOperator",
+        "DataflowRunner",
+    )
+    assert rendered["py_file"] == str(REPO / "jobs" / "score.py")
+    config, beam_args = score.parse_args(
+        rendered["args"]
+    )  # the job accepts what the operator passes
+    assert config.date == "2026-11-25"
+    assert config.inputs == ("gs://team-bucket/digits/in/2026-11-25/*",)
+    assert config.output == "gs://team-bucket/digits/scores"
+    assert config.max_error_rate == 0.05
+    assert sorted(a.split("=")[0] for a in beam_args) == ["--setup_file", "--temp_location"]
+    assert f"--setup_file={REPO}/setup.py" in beam_args
+    assert rendered["dataflow_config"]["job_name"] == "digits-score-20261125"
+
+
+def test_cron_wrapper_scores_a_date_and_is_idempotent(tmp_path, tiny_model, tiny_dataset):
+    from jobs.make_images import write_pngs
+
+    write_pngs(str(tiny_dataset), "test", str(tmp_path / "in" / "2026-11-24"), limit=30)
+    env = {
+        **os.environ,
+        "DIGITS_HOME": str(REPO),
+        "DIGITS_MODEL": str(tiny_model),
+        "DIGITS_INPUT": str(tmp_path / "in" / "{date}" / "*.png"),
+        "DIGITS_OUTPUT": str(tmp_path / "scores"),
+        "DATE": "2026-11-24",
+        "TMPDIR": str(tmp_path),
+    }
+    script = REPO / "deploy" / "cron" / "digits-nightly.sh"
+    first = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    part = tmp_path / "scores" / "dt=2026-11-24"
+    assert json.loads((part / "summary.json").read_text())["scored"] == 30
+    assert (part / partition.SUCCESS).exists()
+    again = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "already scored" in again.stdout
+
+    del env["DIGITS_MODEL"]
+    missing = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "DIGITS_MODEL" in missing.stderr
+
+
+def test_crontab_line_runs_the_shipped_wrapper():
+    lines = [
+        line
+        for line in (REPO / "deploy" / "cron" / "crontab").read_text().splitlines()
+        if line and not line.startswith("#") and "=" not in line.split()[0]
+    ]
+    assert len(lines) == 1
+    fields = lines[0].split()
+    assert fields[:5] == ["15", "2", "*", "*", "*"]
+    assert any(f.endswith("deploy/cron/digits-nightly.sh") for f in fields)
+
+
+def test_flex_template_parameters_are_flags_the_job_accepts():
+    metadata = json.loads((REPO / "deploy" / "flex_template" / "metadata.json").read_text())
+    values = {
+        "model": "gs://b/model",
+        "input": "gs://b/in/*.png",
+        "output": "gs://b/out",
+        "date": "yesterday",
+        "format": "csv",
+        "max-error-rate": "0.01",
+    }
+    names = [p["name"] for p in metadata["parameters"]]
+    assert sorted(names) == sorted(values)
+    config, beam_args = score.parse_args([f"--{name}={values[name]}" for name in names])
+    assert beam_args == [] and config.format == "csv" and config.max_error_rate == 0.01
+    assert len(config.date) == 10 and config.date.count("-") == 2  # resolved to a real date
+    dockerfile = (REPO / "deploy" / "flex_template" / "Dockerfile").read_text()
+    assert "FLEX_TEMPLATE_PYTHON_PY_FILE" in dockerfile and "jobs/score.py" in dockerfile
+    for copied in ("setup.py", "requirements.lock", "pipeline", "model", "jobs"):
+        assert (REPO / copied).exists() and copied in dockerfile
