@@ -129,12 +129,23 @@ def model_card(model: keras.Model, training: dict, results: dict, manifest: dict
         for d, m in results["per_class"].items()
     )
     worst = min(results["per_class"], key=lambda d: results["per_class"][d]["f1"])
+    splits = {name: f"{manifest['splits'][name]['records']:,}" for name in schema.SPLITS}
+    schedule = " (one-cycle: warm-up then cosine decay)" if config["one_cycle"] else ""
+    augmentation = "none"
+    if config["augment"]:
+        augmentation = (
+            f"random rotations up to {config['max_rotation_degrees']} degrees and "
+            f"shifts up to {config['max_shift']:.0%}"
+        )
+    kept = "the last epoch"
+    if config["keep_best_on_validation"]:
+        kept = f"the epoch with the best validation accuracy (epoch {training['chosen_epoch']})"
     return f"""# Model card: `{training["model"]}` digit classifier
 
 ## Data
-MNIST ({manifest["splits"]["train"]["records"]:,} training, {manifest["splits"]["validation"]["records"]:,} validation
-images carved from the end of the training file, {manifest["splits"]["test"]["records"]:,} test), 28x28 grayscale,
-pixels / 255. Preprocessed by `digits preprocess` (pipeline {manifest["pipeline_version"]}).
+MNIST: {splits["train"]} training images, {splits["validation"]} validation images carved
+from the end of the training file, {splits["test"]} test images; 28x28 grayscale, pixels / 255.
+Preprocessed by `digits preprocess` (pipeline {manifest["pipeline_version"]}).
 
 ## Architecture
 {training["parameters"]:,} parameters.
@@ -144,14 +155,14 @@ pixels / 255. Preprocessed by `digits preprocess` (pipeline {manifest["pipeline_
 ```
 
 ## Training recipe
-Adam, learning rate {config["learning_rate"]}{" (one-cycle: warm-up then cosine decay)" if config["one_cycle"] else ""},
-batch {config["batch_size"]}, {config["epochs"]} epochs, categorical cross-entropy
-(label smoothing {config["label_smoothing"]}), seed {config["seed"]}.
-Augmentation: {"random rotations up to %s degrees and shifts up to %d%%" % (config["max_rotation_degrees"], config["max_shift"] * 100) if config["augment"] else "none"}.
-Weights kept: {"the epoch with the best validation accuracy (epoch %d)" % training["chosen_epoch"] if config["keep_best_on_validation"] else "the last epoch"}.
+Adam, learning rate {config["learning_rate"]}{schedule}, batch {config["batch_size"]},
+{config["epochs"]} epochs, categorical cross-entropy (label smoothing
+{config["label_smoothing"]}), seed {config["seed"]}. Augmentation: {augmentation}.
+Weights kept: {kept}.
 
 ## Results (test split, {results["examples"]:,} images)
-Accuracy **{results["accuracy"]:.4f}**, loss {results["loss"]:.4f}; validation accuracy {training["validation"]["accuracy"]:.4f}.
+Accuracy **{results["accuracy"]:.4f}**, loss {results["loss"]:.4f}; validation accuracy
+{training["validation"]["accuracy"]:.4f}.
 
 | digit | precision | recall | F1 | support |
 | --- | --- | --- | --- | --- |

@@ -1,7 +1,8 @@
 """Batch-scoring job: predictions for large sets of digit images, safe to run every night.
 
     digits score --model out/model --input 'images/*.png' --output out/scores --date 2026-11-25
-    python -m jobs.score --model out/model --input 'gs://BUCKET/in/**' --output gs://BUCKET/scores \\
+    python -m jobs.score --model gs://BUCKET/model --input 'gs://BUCKET/in/*' \\
+        --output gs://BUCKET/scores \\
         --date 2026-11-25 --runner DataflowRunner --project P --region R \\
         --temp_location gs://BUCKET/tmp --setup_file ./setup.py
 
@@ -250,7 +251,8 @@ class _ReadRecordsFn(beam.DoFn):
                             error_record(
                                 f"{path}#{read + i}",
                                 "parse",
-                                f"not a record in the project's schema: {error.message.splitlines()[0]}",
+                                "not a record in the project's schema: "
+                                + error.message.splitlines()[0],
                             ),
                         )
                     read += int(serialized.shape[0])
@@ -269,7 +271,8 @@ class _ReadRecordsFn(beam.DoFn):
                 error_record(
                     f"{path}#{read}+",
                     "read",
-                    f"corrupt or unreadable TFRecord file after {read} records: {error.message.splitlines()[0]}",
+                    f"corrupt or unreadable TFRecord file after {read} records: "
+                    + error.message.splitlines()[0],
                 ),
             )
 

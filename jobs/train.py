@@ -75,7 +75,7 @@ def parse_args(argv):
     parser.add_argument("--data", required=True, help="a dataset folder from digits preprocess")
     parser.add_argument("--output", required=True, help="model folder to write")
     parser.add_argument("--model", default="seed", choices=sorted(RECIPES))
-    parser.add_argument("--epochs", type=int, help="default: the recipe's (seed 10, strong 12)")
+    parser.add_argument("--epochs", type=int, help="default: the recipe's (seed 10, strong 14)")
     parser.add_argument("--batch-size", type=int, help="default: the recipe's (seed 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")

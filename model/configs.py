@@ -40,7 +40,7 @@ class TrainConfig:
 RECIPES = {
     "seed": dict(epochs=10, batch_size=64),
     "strong": dict(
-        epochs=12,
+        epochs=14,
         batch_size=128,
         learning_rate=3e-3,
         augment=True,

@@ -110,8 +110,10 @@ import tensorflow as tf
 m = tf.saved_model.load(sys.argv[1])
 pixels = np.load(sys.argv[2])
 raw = m.signatures["serving_default"](images=tf.constant(pixels))
-encoded = m.signatures["predict_encoded"](image_bytes=tf.constant([open(p, "rb").read() for p in sys.argv[3:]]))
-print(json.dumps({"raw": raw["digits"].numpy().tolist(), "encoded": encoded["digits"].numpy().tolist(),
+files = [open(p, "rb").read() for p in sys.argv[3:]]
+encoded = m.signatures["predict_encoded"](image_bytes=tf.constant(files))
+print(json.dumps({"raw": raw["digits"].numpy().tolist(),
+                  "encoded": encoded["digits"].numpy().tolist(),
                   "probabilities": raw["probabilities"].numpy().tolist(),
                   "dtypes": [raw["digits"].dtype.name, raw["probabilities"].dtype.name]}))
 """

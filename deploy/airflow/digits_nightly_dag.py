@@ -25,7 +25,7 @@ except ImportError:  # Airflow 2
 
 def var(name: str, default: str) -> str:
     """An Airflow Variable, read when the task runs (a template), not at parse time."""
-    return "{{ var.value.get('%s', '%s') }}" % (name, default)
+    return f"{{{{ var.value.get('{name}', '{default}') }}}}"
 
 
 BUCKET = var("digits_bucket", "gs://my-bucket")
