@@ -95,9 +95,11 @@ def publish(staging: str, partition: str, success: dict, dated: bool) -> None:
     if old:
         FileSystems.delete([m.path for m in old])
     staged = [m.path for m in FileSystems.match([_join(staging, "*")])[0].metadata_list]
-    FileSystems.mkdirs(partition) if not FileSystems.exists(partition) else None
+    if not FileSystems.exists(partition):
+        FileSystems.mkdirs(partition)
     FileSystems.rename(staged, [_join(partition, p.rsplit("/", 1)[-1]) for p in staged])
-    FileSystems.delete([staging]) if FileSystems.exists(staging) else None
+    if FileSystems.exists(staging):  # a local folder, now empty
+        FileSystems.delete([staging])
     write_json(marker, success)
     if _is_local(staging):
         _remove_empty_staging(staging)

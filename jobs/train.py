@@ -23,6 +23,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 import keras
@@ -35,6 +36,8 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.jsonl"
 BEST_WEIGHTS = "best.weights.h5"
 log = logging.getLogger("digits.train")
+# Keras warns that fit's shuffle does not apply to a tf.data input: ours shuffles itself.
+warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
 
 @dataclass(frozen=True)

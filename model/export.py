@@ -64,7 +64,8 @@ def export(model: keras.Model, model_dir: str) -> None:
     os.replace(keras_path + ".tmp.keras", keras_path)
     saved = os.path.join(model_dir, SAVED_MODEL_DIR)
     staging = saved + ".tmp"
-    tf.io.gfile.rmtree(staging) if tf.io.gfile.exists(staging) else None
+    if tf.io.gfile.exists(staging):
+        tf.io.gfile.rmtree(staging)
     export_saved_model(model, staging)
     if tf.io.gfile.exists(saved):
         tf.io.gfile.rmtree(saved)
