@@ -139,7 +139,7 @@ def model_card(model: keras.Model, training: dict, results: dict, manifest: dict
         )
     kept = "the last epoch"
     if config["keep_best_on_validation"]:
-        kept = f"the epoch with the best validation accuracy (epoch {training['chosen_epoch']})"
+        kept = f"the epoch with the lowest validation loss (epoch {training['chosen_epoch']})"
     return f"""# Model card: `{training["model"]}` digit classifier
 
 ## Data

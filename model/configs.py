@@ -24,6 +24,7 @@ class TrainConfig:
     augment: bool = False
     max_shift: float = 0.1  # fraction of the image, ~3 px
     max_rotation_degrees: float = 10.0
+    max_zoom: float = 0.1
     dropout: float = 0.0
     label_smoothing: float = 0.0
     one_cycle: bool = False
@@ -42,9 +43,9 @@ RECIPES = {
     "strong": dict(
         epochs=14,
         batch_size=128,
-        learning_rate=3e-3,
+        learning_rate=2e-3,
         augment=True,
-        dropout=0.25,
+        dropout=0.4,
         label_smoothing=0.1,
         one_cycle=True,
         keep_best_on_validation=True,
