@@ -134,8 +134,8 @@ def model_card(model: keras.Model, training: dict, results: dict, manifest: dict
     augmentation = "none"
     if config["augment"]:
         augmentation = (
-            f"random rotations up to {config['max_rotation_degrees']} degrees and "
-            f"shifts up to {config['max_shift']:.0%}"
+            f"random rotations up to {config['max_rotation_degrees']} degrees, zooms up to "
+            f"{config['max_zoom']:.0%} and shifts up to {config['max_shift']:.0%}"
         )
     kept = "the last epoch"
     if config["keep_best_on_validation"]:
