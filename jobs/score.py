@@ -238,10 +238,13 @@ class _ReadRecordsFn(beam.DoFn):
     def process(self, path):
         import tensorflow as tf
 
-        dataset = tf.data.TFRecordDataset(path).batch(self.batch_size)
         read = 0
         try:
-            for serialized in dataset:
+            # Shards written with `digits preprocess --compression gzip` keep their names.
+            with tf.io.gfile.GFile(path, "rb") as handle:
+                compression = "GZIP" if handle.read(2) == b"\x1f\x8b" else None
+            dataset = tf.data.TFRecordDataset(path, compression_type=compression)
+            for serialized in dataset.batch(self.batch_size):
                 try:
                     parsed = schema.parse_examples(serialized)
                 except tf.errors.InvalidArgumentError as error:
