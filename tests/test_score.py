@@ -373,3 +373,45 @@ def test_loader_refuses_formats_that_run_code(tmp_path):
         (tmp_path / name).write_bytes(b"\0")
         with pytest.raises(serving.ModelRefused, match="refusing to load"):
             serving.Predictor(str(tmp_path / name))
+
+
+def test_gzip_tfrecord_shards_and_corrupt_shards(tiny_model, tmp_path):
+    from pipeline import preprocess
+    from tests.conftest import write_tiny_mnist
+
+    raw = write_tiny_mnist(tmp_path / "raw", train=40, test=20)
+    dataset = tmp_path / "gz"
+    preprocess.run(
+        [
+            "--source",
+            str(raw),
+            "--output",
+            str(dataset),
+            "--no-digest-check",
+            "--validation-size",
+            "10",
+            "--compression",
+            "gzip",
+        ]
+    )
+    broken = tmp_path / "broken.tfrecord"
+    broken.write_bytes(b"\x00" * 40)
+    out = tmp_path / "scores"
+    code = score.main(
+        [
+            "--model",
+            str(tiny_model),
+            "--input",
+            str(dataset / "mnist-test.tfrecord-*"),
+            "--input",
+            str(broken),
+            "--output",
+            str(out),
+            "--max-error-rate",
+            "0.5",
+        ]
+    )
+    assert code == 0
+    assert len(_read_lines(out, "predictions")) == 20
+    [error] = _read_lines(out, "errors")
+    assert error["stage"] == "read" and error["key"].startswith(str(broken))
