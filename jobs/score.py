@@ -548,4 +548,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the installed module, not this file as __main__: Beam pickles the classes and
+    # functions defined here by module name; workers import the module, never `__main__`.
+    from jobs import score as job
+
+    sys.exit(job.main())

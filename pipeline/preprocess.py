@@ -248,4 +248,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the installed module, not this file as __main__: Beam pickles the classes and
+    # functions defined here by module name; workers import the module, never `__main__`.
+    from pipeline import preprocess as job
+
+    sys.exit(job.main())
