@@ -47,7 +47,7 @@ lint: setup
 test: lint airflow-env
 	$(VENV)/bin/pytest -q tests
 
-# About 45 minutes on a 2-core machine, most of it the strong model's three seeds.
+# About 40 minutes on a 2-core machine, most of it the strong model's three seeds.
 bench: setup
 	$(PY) -m bench.preprocess_bench
 	test -f $(OUT)/data/manifest.json || $(VENV)/bin/digits preprocess --output $(OUT)/data
