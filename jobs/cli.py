@@ -25,8 +25,9 @@ JOBS = {
 
 
 def quiet_startup() -> None:
-    """Hides start-up noise that is not about the user's job (TF's C++ banners, Beam's
-    note that the optional GCP extras are missing). Set TF_CPP_MIN_LOG_LEVEL to see it."""
+    """Hides start-up noise that is not about the user's job: TensorFlow's C++ info and
+    warnings (TF_CPP_MIN_LOG_LEVEL=0 shows them) and Beam's note that the optional GCP
+    extras are missing. TensorFlow 2.21 prints a few lines before it reads the setting."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger().addFilter(lambda record: "apitools not found" not in record.getMessage())
 

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import keras
 import tensorflow as tf
 
-from model import cnn, data, export
+from model import cnn, data, export, serving
 from model.configs import RECIPES, TrainConfig, recipe
 
 METRICS_FILE = "metrics.json"
@@ -244,7 +244,7 @@ def train(config: TrainConfig, data_dir: str, model_dir: str, plan: DevicePlan) 
         "test": results["test"],
         "epochs": history,
         "train_seconds_this_run": round(train_seconds, 1),
-        "model_id": export.model_id(model_dir),
+        "model_id": serving.model_id(os.path.join(model_dir, export.KERAS_FILE)),
     }
     with open(os.path.join(model_dir, METRICS_FILE + ".tmp"), "w") as handle:
         json.dump(metrics, handle, indent=2)

@@ -13,7 +13,6 @@ inside the signatures, so callers send raw pixels or file bytes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import keras
@@ -70,16 +69,3 @@ def export(model: keras.Model, model_dir: str) -> None:
     if tf.io.gfile.exists(saved):
         tf.io.gfile.rmtree(saved)
     tf.io.gfile.rename(staging, saved)
-
-
-def model_id(model_dir: str) -> str:
-    """An identifier of the exported model: SHA-256 (first 16 hex) of its SavedModel files."""
-    digest = hashlib.sha256()
-    root = os.path.join(model_dir, SAVED_MODEL_DIR)
-    for folder, _, files in sorted(tf.io.gfile.walk(root)):
-        for name in sorted(files):
-            path = os.path.join(folder, name)
-            digest.update(os.path.relpath(path, root).encode())
-            with tf.io.gfile.GFile(path, "rb") as handle:
-                digest.update(handle.read())
-    return "sha256:" + digest.hexdigest()[:16]

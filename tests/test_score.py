@@ -154,6 +154,7 @@ def test_every_input_is_scored_or_explained(mnist_model, image_set, tmp_path):
     )
     assert awkward_right >= 8  # of 10 awkward-but-valid files
     model_id = serving.model_id(serving.keras_path(str(mnist_model)))
+    assert json.loads((mnist_model / "metrics.json").read_text())["model_id"] == model_id
     for row in predictions:
         assert row["model"] == model_id and len(row["probabilities"]) == 10
         assert row["confidence"] == pytest.approx(max(row["probabilities"]), abs=1e-6)
