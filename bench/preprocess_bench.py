@@ -9,28 +9,18 @@ our pipeline, TFDS's own MNIST builder, and the one-element-per-image Beam pipel
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
+from bench.common import save, timed
 from pipeline import sources
-
-
-def timed(command: list[str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3, help="runs per contender (median)")
     parser.add_argument("--source", default=None, help="MNIST folder (default: as the jobs)")
-    parser.add_argument("--report", default="out/bench/preprocess.json")
     args = parser.parse_args(argv)
     source = sources.locate(args.source)
     py = sys.executable
@@ -76,11 +66,7 @@ def main(argv=None) -> int:
     for name, median in medians.items():
         runs = ", ".join(f"{t:.1f}" for t in seconds[name])
         print(f"  {name:<26} {median:6.2f} s   ({runs})   ratio to ours: {median / ours:5.2f}x")
-    os.makedirs(os.path.dirname(args.report), exist_ok=True)
-    with open(args.report, "w") as handle:
-        json.dump(
-            {"seconds": seconds, "median": medians, "date": time.strftime("%F")}, handle, indent=2
-        )
+    save("preprocess", {"seconds": seconds, "median": medians})
     return 0
 
 

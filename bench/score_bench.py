@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-from bench.train_bench import save
+from bench.common import save, timed
 
 PNG_DIR = "out/bench/png70k"
 
@@ -38,7 +37,7 @@ def ensure_model(data_dir: str, model: str | None) -> str:
         return model
     model = "out/bench/model"
     if not os.path.exists(os.path.join(model, "metrics.json")):
-        subprocess.run(
+        timed(
             [
                 sys.executable,
                 "-m",
@@ -49,9 +48,7 @@ def ensure_model(data_dir: str, model: str | None) -> str:
                 model,
                 "--epochs",
                 "1",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
+            ]
         )
     return model
 
@@ -75,8 +72,7 @@ def plain_loop(paths: list[str], model: str, batch_size: int = 256) -> float:
 
 def ours(model: str, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        started = time.perf_counter()
-        subprocess.run(
+        wall = timed(
             [
                 sys.executable,
                 "-m",
@@ -88,13 +84,8 @@ def ours(model: str, extra: list[str]) -> dict:
                 "--output",
                 out,
                 *extra,
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            ]
         )
-        wall = time.perf_counter() - started
         with open(os.path.join(out, "summary.json")) as handle:
             summary = json.load(handle)
     return {

@@ -15,21 +15,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-REPORT_DIR = "out/bench"
-
-
-def save(name: str, payload: dict) -> None:
-    os.makedirs(REPORT_DIR, exist_ok=True)
-    payload["date"] = time.strftime("%Y-%m-%d")
-    with open(os.path.join(REPORT_DIR, f"{name}.json"), "w") as handle:
-        json.dump(payload, handle, indent=2)
+from bench.common import save, timed
 
 
 def bench_input(data_dir: str, batch_size: int = 64, repeat: int = 3) -> dict:
@@ -148,15 +140,7 @@ def train_runs(data_dir: str, model: str, seeds: list[int], epochs: int | None =
                 str(seed),
             ]
             command += ["--epochs", str(epochs)] if epochs else []
-            started = time.perf_counter()
-            subprocess.run(
-                command,
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-            )
-            wall = time.perf_counter() - started
+            wall = timed(command)
             with open(os.path.join(out, "metrics.json")) as handle:
                 metrics = json.load(handle)
         run = {
