@@ -1,4 +1,4 @@
-"""Installs the digits batch system: the `pipeline`, `model` and `jobs` packages.
+"""Installs the digits batch system: the `common`, `pipeline`, `model` and `jobs` packages.
 
 The same file is what `--setup_file ./setup.py` hands to Dataflow workers, so
 everything a worker imports must be listed in `install_requires`.
@@ -14,7 +14,7 @@ setup(
     "tf.data training, Beam batch scoring.",
     python_requires=">=3.11,<3.12",
     packages=find_packages(
-        include=["pipeline", "pipeline.*", "model", "model.*", "jobs", "jobs.*"]
+        include=["common", "common.*", "pipeline", "pipeline.*", "model", "model.*", "jobs", "jobs.*"]
     ),
     install_requires=[
         "apache-beam>=2.77,<2.78",

@@ -55,7 +55,7 @@ def ensure_model(data_dir: str, model: str | None) -> str:
 
 def plain_loop(paths: list[str], model: str, batch_size: int = 256) -> float:
     """Seconds for read + decode + normalise + batched predict, in one process, no Beam."""
-    from jobs import images
+    from jobs.scoring import images
     from model.serving import Predictor
 
     predictor = Predictor(model)

@@ -24,20 +24,8 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from jobs.train import METRICS_FILE  # noqa: E402
-from model import data, export  # noqa: E402
-from pipeline import schema  # noqa: E402
-
-
-def load_keras_model(model_dir: str) -> keras.Model:
-    """Loads MODEL_DIR/model.keras with safe mode on: no code from the file is run."""
-    path = os.path.join(model_dir, export.KERAS_FILE)
-    if not os.path.exists(os.path.join(model_dir, METRICS_FILE)) or not os.path.exists(path):
-        raise ValueError(
-            f"{model_dir} is not a finished model folder (needs {export.KERAS_FILE} and "
-            f"{METRICS_FILE}); run `digits train --output {model_dir}` to finish it"
-        )
-    return keras.saving.load_model(path, safe_mode=True, compile=False)
+from common import schema  # noqa: E402
+from model import data, serving  # noqa: E402
 
 
 def predict_split(model: keras.Model, data_dir: str, split: str = "test") -> dict:
@@ -121,25 +109,10 @@ def plot_digits(images, captions, path: str, title: str, columns: int = 10) -> N
 
 
 def model_card(model: keras.Model, training: dict, results: dict, manifest: dict) -> str:
+    """report.md: data, architecture, recipe, results and limits of the model."""
     summary = io.StringIO()
     model.summary(print_fn=lambda line, **_: summary.write(line + "\n"))
-    config = training["config"]
-    per_class = "\n".join(
-        f"| {d} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |"
-        for d, m in results["per_class"].items()
-    )
-    worst = min(results["per_class"], key=lambda d: results["per_class"][d]["f1"])
     splits = {name: f"{manifest['splits'][name]['records']:,}" for name in schema.SPLITS}
-    schedule = " (one-cycle: warm-up then cosine decay)" if config["one_cycle"] else ""
-    augmentation = "none"
-    if config["augment"]:
-        augmentation = (
-            f"random rotations up to {config['max_rotation_degrees']} degrees, zooms up to "
-            f"{config['max_zoom']:.0%} and shifts up to {config['max_shift']:.0%}"
-        )
-    kept = "the last epoch"
-    if config["keep_best_on_validation"]:
-        kept = f"the epoch with the lowest validation loss (epoch {training['chosen_epoch']})"
     return f"""# Model card: `{training["model"]}` digit classifier
 
 ## Data
@@ -155,49 +128,81 @@ Preprocessed by `digits preprocess` (pipeline {manifest["pipeline_version"]}).
 ```
 
 ## Training recipe
-Adam, learning rate {config["learning_rate"]}{schedule}, batch {config["batch_size"]},
-{config["epochs"]} epochs, categorical cross-entropy (label smoothing
-{config["label_smoothing"]}), seed {config["seed"]}. Augmentation: {augmentation}.
-Weights kept: {kept}.
+{_recipe_text(training)}
 
 ## Results (test split, {results["examples"]:,} images)
 Accuracy **{results["accuracy"]:.4f}**, loss {results["loss"]:.4f}; validation accuracy
 {training["validation"]["accuracy"]:.4f}.
 
-| digit | precision | recall | F1 | support |
-| --- | --- | --- | --- | --- |
-{per_class}
+{_per_class_table(results["per_class"])}
 
 ![confusion matrix](confusion_matrix.png)
 
 ![misclassified test digits](misclassified.png)
 
 ## Limits
-- Trained on centred, size-normalised, white-on-black handwritten digits. Other images
-  must go through the same MNIST-style normalisation (the SavedModel's `predict_encoded`
-  and `digits score` do it); photos, several digits in one image, letters or symbols get
-  a digit anyway, often with high confidence: check `confidence`, do not trust it blindly.
-- Weakest class here: {worst} (F1 {results["per_class"][worst]["f1"]:.4f}).
-- MNIST writers are American Census Bureau employees and high-school students; other
-  handwriting styles (e.g. continental 1s and 7s) are under-represented.
+{_limits_text(results["per_class"])}
 """
 
 
-def run(argv: list[str] | None = None) -> dict:
+def _recipe_text(training: dict) -> str:
+    config = training["config"]
+    schedule = " (one-cycle: warm-up then cosine decay)" if config["one_cycle"] else ""
+    augmentation = "none"
+    if config["augment"]:
+        augmentation = (
+            f"random rotations up to {config['max_rotation_degrees']} degrees, zooms up to "
+            f"{config['max_zoom']:.0%} and shifts up to {config['max_shift']:.0%}"
+        )
+    kept = "the last epoch"
+    if config["keep_best_on_validation"]:
+        kept = f"the epoch with the lowest validation loss (epoch {training['chosen_epoch']})"
+    return (
+        f"Adam, learning rate {config['learning_rate']}{schedule}, batch {config['batch_size']},\n"
+        f"{config['epochs']} epochs, categorical cross-entropy (label smoothing\n"
+        f"{config['label_smoothing']}), seed {config['seed']}. Augmentation: {augmentation}.\n"
+        f"Weights kept: {kept}."
+    )
+
+
+def _per_class_table(per_class: dict) -> str:
+    rows = "\n".join(
+        f"| {d} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |"
+        for d, m in per_class.items()
+    )
+    return "| digit | precision | recall | F1 | support |\n| --- | --- | --- | --- | --- |\n" + rows
+
+
+def _limits_text(per_class: dict) -> str:
+    worst = min(per_class, key=lambda d: per_class[d]["f1"])
+    return (
+        "- Trained on centred, size-normalised, white-on-black handwritten digits. Other images\n"
+        "  must go through the same MNIST-style normalisation (the SavedModel's `predict_encoded`\n"
+        "  and `digits score` do it); photos, several digits in one image, letters or symbols get\n"
+        "  a digit anyway, often with high confidence: check `confidence`, do not trust it"
+        " blindly.\n"
+        f"- Weakest class here: {worst} (F1 {per_class[worst]['f1']:.4f}).\n"
+        "- MNIST writers are American Census Bureau employees and high-school students; other\n"
+        "  handwriting styles (e.g. continental 1s and 7s) are under-represented."
+    )
+
+
+def parse_args(argv):
     parser = argparse.ArgumentParser(prog="digits evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="a dataset folder from digits preprocess")
     parser.add_argument("--model", required=True, help="a model folder from digits train")
     parser.add_argument("--output", required=True, help="report folder to write")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    model = load_keras_model(args.model)
-    with open(os.path.join(args.model, METRICS_FILE)) as handle:
-        training = json.load(handle)
+
+def run(argv: list[str] | None = None) -> dict:
+    """load -> predict the test split -> metrics -> evaluation.json, pictures, model card."""
+    args = parse_args(argv)
+    training = serving.training_metrics(args.model)
+    model = serving.load_model(args.model)
     manifest = data.read_manifest(args.data)
     test = predict_split(model, args.data)
     results = classification_metrics(test["labels"], test["probabilities"])
-    predicted = test["probabilities"].argmax(axis=1)
-
     os.makedirs(args.output, exist_ok=True)
     with open(os.path.join(args.output, "evaluation.json"), "w") as handle:
         json.dump(
@@ -205,25 +210,7 @@ def run(argv: list[str] | None = None) -> dict:
             handle,
             indent=2,
         )
-    plot_confusion(
-        np.array(results["confusion_matrix"]),
-        os.path.join(args.output, "confusion_matrix.png"),
-        f"{training['model']}: test accuracy {results['accuracy']:.2%}",
-    )
-    wrong = np.flatnonzero(predicted != test["labels"])[:60]
-    plot_digits(
-        test["images"][wrong],
-        [f"{test['labels'][i]}→{predicted[i]}" for i in wrong],
-        os.path.join(args.output, "misclassified.png"),
-        f"{len(np.flatnonzero(predicted != test['labels']))} misclassified test digits "
-        "(true→predicted), first 60",
-    )
-    plot_digits(
-        test["images"][:30],
-        [f"pred {predicted[i]}" for i in range(30)],
-        os.path.join(args.output, "samples.png"),
-        "First 30 test digits",
-    )
+    write_pictures(test, results, training["model"], args.output)
     with open(os.path.join(args.output, "report.md"), "w") as handle:
         handle.write(model_card(model, training, results, manifest))
     print(
@@ -231,6 +218,29 @@ def run(argv: list[str] | None = None) -> dict:
         f"report in {args.output}/report.md"
     )
     return results
+
+
+def write_pictures(test: dict, results: dict, model_name: str, output: str) -> None:
+    """confusion_matrix.png, misclassified.png (first 60) and samples.png (first 30)."""
+    predicted = test["probabilities"].argmax(axis=1)
+    plot_confusion(
+        np.array(results["confusion_matrix"]),
+        os.path.join(output, "confusion_matrix.png"),
+        f"{model_name}: test accuracy {results['accuracy']:.2%}",
+    )
+    wrong = np.flatnonzero(predicted != test["labels"])
+    plot_digits(
+        test["images"][wrong[:60]],
+        [f"{test['labels'][i]}→{predicted[i]}" for i in wrong[:60]],
+        os.path.join(output, "misclassified.png"),
+        f"{len(wrong)} misclassified test digits (true→predicted), first 60",
+    )
+    plot_digits(
+        test["images"][:30],
+        [f"pred {predicted[i]}" for i in range(30)],
+        os.path.join(output, "samples.png"),
+        "First 30 test digits",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,8 +253,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the installed module, not this file as __main__: Beam pickles the classes and
-    # functions defined here by module name; workers import the module, never `__main__`.
-    from jobs import evaluate as job
-
-    sys.exit(job.main())
+    sys.exit(main())

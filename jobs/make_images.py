@@ -15,8 +15,8 @@ import sys
 import numpy as np
 from PIL import Image
 
+from common import schema
 from model import data
-from pipeline import schema
 
 
 def write_pngs(data_dir: str, split: str, output: str, limit: int | None = None) -> int:

@@ -29,11 +29,10 @@ from dataclasses import asdict, dataclass
 import keras
 import tensorflow as tf
 
+from common import schema
 from model import cnn, data, export, serving
 from model.configs import RECIPES, TrainConfig, recipe
 
-METRICS_FILE = "metrics.json"
-HISTORY_FILE = "history.jsonl"
 BEST_WEIGHTS = "best.weights.h5"
 log = logging.getLogger("digits.train")
 # Keras warns that fit's shuffle does not apply to a tf.data input: ours shuffles itself.
@@ -156,7 +155,8 @@ def prepare_output(model_dir: str) -> bool:
     backup = os.path.join(model_dir, "backup")
     if os.path.exists(backup):
         return True
-    for name in (METRICS_FILE, HISTORY_FILE, BEST_WEIGHTS):  # metrics.json first: not finished
+    # metrics.json first: from then on the folder is not a finished model.
+    for name in (schema.METRICS_FILE, schema.HISTORY_FILE, BEST_WEIGHTS):
         path = os.path.join(model_dir, name)
         if os.path.exists(path):
             os.remove(path)
@@ -164,53 +164,14 @@ def prepare_output(model_dir: str) -> bool:
 
 
 def train(config: TrainConfig, data_dir: str, model_dir: str, plan: DevicePlan) -> dict:
+    """inputs -> callbacks (resume included) -> fit -> choose epoch -> export -> metrics."""
     keras.utils.set_random_seed(config.seed)
     manifest = data.read_manifest(data_dir)
-    n_train = data.split_size(manifest, "train")
-    steps_per_epoch = math.ceil(n_train / config.batch_size)
-    splits = {
-        split: data.supervised(
-            data_dir,
-            split,
-            config.batch_size,
-            training=split == "train",
-            seed=config.seed,
-            shuffle_buffer=config.shuffle_buffer,
-            manifest=manifest,
-            device=plan.prefetch_device,
-        )
-        for split in ("train", "validation", "test")
-    }
-    strategy = make_strategy(plan)
-    with strategy.scope():
+    splits = make_inputs(config, data_dir, manifest, plan)
+    steps_per_epoch = math.ceil(data.split_size(manifest, "train") / config.batch_size)
+    with make_strategy(plan).scope():
         model = compile_model(config, plan, steps_per_epoch)
-
-    resumed = prepare_output(model_dir)
-    history_path = os.path.join(model_dir, HISTORY_FILE)
-    best_path = os.path.join(model_dir, BEST_WEIGHTS)
-    best = keras.callbacks.ModelCheckpoint(
-        # Validation loss, not accuracy: on 5,000 images accuracy moves in steps of 0.02%
-        # and ties often; the loss ranks epochs more steadily.
-        best_path,
-        monitor="val_loss",
-        mode="min",
-        save_best_only=True,
-        save_weights_only=True,
-    )
-    earlier = read_history(history_path)
-    if resumed:
-        print(f"Resuming {model_dir} after epoch {len(earlier)} of {config.epochs}", flush=True)
-        if readable_weights(best_path):
-            best.best = min((e["val_loss"] for e in earlier), default=best.best)
-        elif os.path.exists(best_path):
-            os.remove(best_path)  # killed while being written: start the choice afresh
-    callbacks = [
-        EpochLog(history_path, n_train),
-        best,
-        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-        # Two copies: a kill while one is being written leaves the other to resume from.
-        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"), double_checkpoint=True),
-    ]
+    callbacks = make_callbacks(model_dir, data.split_size(manifest, "train"), config.epochs)
     started = time.perf_counter()
     model.fit(
         splits["train"],
@@ -220,18 +181,9 @@ def train(config: TrainConfig, data_dir: str, model_dir: str, plan: DevicePlan) 
         verbose=2,
     )
     train_seconds = time.perf_counter() - started
-    history = read_history(history_path)
-    chosen = history[-1]["epoch"]
-    if config.keep_best_on_validation:  # choose the epoch on validation, never on test
-        model.load_weights(best_path)
-        chosen = min(history, key=lambda e: e["val_loss"])["epoch"]
-    results = {
-        split: dict(
-            zip(["loss", "accuracy"], map(float, model.evaluate(ds, verbose=0)), strict=True)
-        )
-        for split, ds in splits.items()
-        if split != "train"
-    }
+    history = read_history(os.path.join(model_dir, schema.HISTORY_FILE))
+    chosen = choose_epoch(model, config, history, os.path.join(model_dir, BEST_WEIGHTS))
+    results = evaluate_splits(model, splits)
     export.export(model, model_dir)
     metrics = {
         "model": config.model,
@@ -244,14 +196,89 @@ def train(config: TrainConfig, data_dir: str, model_dir: str, plan: DevicePlan) 
         "test": results["test"],
         "epochs": history,
         "train_seconds_this_run": round(train_seconds, 1),
-        "model_id": serving.model_id(os.path.join(model_dir, export.KERAS_FILE)),
+        "model_id": serving.model_id(os.path.join(model_dir, schema.KERAS_FILE)),
     }
-    with open(os.path.join(model_dir, METRICS_FILE + ".tmp"), "w") as handle:
-        json.dump(metrics, handle, indent=2)
-    os.replace(
-        os.path.join(model_dir, METRICS_FILE + ".tmp"), os.path.join(model_dir, METRICS_FILE)
-    )
+    write_metrics(model_dir, metrics)
     return metrics
+
+
+def make_inputs(
+    config: TrainConfig, data_dir: str, manifest: dict, plan: DevicePlan
+) -> dict[str, tf.data.Dataset]:
+    """The three splits as (images, one-hot labels) batches; only train is shuffled."""
+    return {
+        split: data.supervised(
+            data_dir,
+            split,
+            config.batch_size,
+            training=split == "train",
+            seed=config.seed,
+            shuffle_buffer=config.shuffle_buffer,
+            manifest=manifest,
+            device=plan.prefetch_device,
+        )
+        for split in schema.SPLITS
+    }
+
+
+def make_callbacks(model_dir: str, n_train: int, epochs: int) -> list[keras.callbacks.Callback]:
+    """History log, best-epoch weights, TensorBoard and resumable backups.
+
+    In a folder with a backup (a killed run), training resumes after the last finished
+    epoch, and the best-epoch choice carries on from the epochs already logged.
+    """
+    resumed = prepare_output(model_dir)
+    history_path = os.path.join(model_dir, schema.HISTORY_FILE)
+    best_path = os.path.join(model_dir, BEST_WEIGHTS)
+    best = keras.callbacks.ModelCheckpoint(
+        # Validation loss, not accuracy: on 5,000 images accuracy moves in steps of 0.02%
+        # and ties often; the loss ranks epochs more steadily.
+        best_path,
+        monitor="val_loss",
+        mode="min",
+        save_best_only=True,
+        save_weights_only=True,
+    )
+    if resumed:
+        earlier = read_history(history_path)
+        print(f"Resuming {model_dir} after epoch {len(earlier)} of {epochs}", flush=True)
+        if readable_weights(best_path):
+            best.best = min((e["val_loss"] for e in earlier), default=best.best)
+        elif os.path.exists(best_path):
+            os.remove(best_path)  # killed while being written: start the choice afresh
+    return [
+        EpochLog(history_path, n_train),
+        best,
+        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+        # Two copies: a kill while one is being written leaves the other to resume from.
+        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"), double_checkpoint=True),
+    ]
+
+
+def choose_epoch(model: keras.Model, config: TrainConfig, history: list[dict], best: str) -> int:
+    """The epoch whose weights are kept: the last, or the lowest validation loss (never test)."""
+    if not config.keep_best_on_validation:
+        return history[-1]["epoch"]
+    model.load_weights(best)
+    return min(history, key=lambda e: e["val_loss"])["epoch"]
+
+
+def evaluate_splits(model: keras.Model, splits: dict) -> dict[str, dict]:
+    return {
+        split: dict(
+            zip(["loss", "accuracy"], map(float, model.evaluate(ds, verbose=0)), strict=True)
+        )
+        for split, ds in splits.items()
+        if split != "train"
+    }
+
+
+def write_metrics(model_dir: str, metrics: dict) -> None:
+    """metrics.json, last and atomically: from now on the folder is a finished model."""
+    path = os.path.join(model_dir, schema.METRICS_FILE)
+    with open(path + ".tmp", "w") as handle:
+        json.dump(metrics, handle, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -283,8 +310,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the installed module, not this file as __main__: Beam pickles the classes and
-    # functions defined here by module name; workers import the module, never `__main__`.
-    from jobs import train as job
-
-    sys.exit(job.main())
+    sys.exit(main())

@@ -10,8 +10,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from common import schema
 from model.configs import TrainConfig
-from pipeline import schema
 
 INPUT_SHAPE = (*schema.IMAGE_SHAPE, 1)
 

@@ -16,12 +16,9 @@ single record is read: a missing, truncated or corrupt shard stops the job namin
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import tensorflow as tf
 
-from pipeline import schema
+from common import files, schema
 
 
 class DatasetError(ValueError):
@@ -29,15 +26,14 @@ class DatasetError(ValueError):
 
 
 def read_manifest(data_dir: str) -> dict:
-    path = tf.io.gfile.join(data_dir, schema.MANIFEST_FILE)
-    if not tf.io.gfile.exists(path):
+    path = files.join(data_dir, schema.MANIFEST_FILE)
+    if not files.exists(path):
         raise DatasetError(
             f"{data_dir} has no {schema.MANIFEST_FILE}: it is not a complete preprocessed "
             "dataset (missing, or its preprocessing run did not finish). Run "
             f"`digits preprocess --output {data_dir}` first."
         )
-    with tf.io.gfile.GFile(path) as handle:
-        return json.load(handle)
+    return files.read_json(path)
 
 
 def shard_paths(data_dir: str, split: str, manifest: dict, verify: bool = True) -> list[str]:
@@ -46,15 +42,11 @@ def shard_paths(data_dir: str, split: str, manifest: dict, verify: bool = True) 
         raise DatasetError(f"{data_dir}: no split {split!r} (has {', '.join(manifest['splits'])})")
     paths = []
     for shard in manifest["splits"][split]["shards"]:
-        path = tf.io.gfile.join(data_dir, shard["file"])
-        if not tf.io.gfile.exists(path):
+        path = files.join(data_dir, shard["file"])
+        if not files.exists(path):
             raise DatasetError(f"shard {path} is missing; rerun `digits preprocess`")
         if verify:
-            digest = hashlib.sha256()
-            with tf.io.gfile.GFile(path, "rb") as handle:
-                while chunk := handle.read(1 << 24):
-                    digest.update(chunk)
-            if digest.hexdigest() != shard["sha256"]:
+            if files.sha256_file(path) != shard["sha256"]:
                 raise DatasetError(
                     f"shard {path} does not match the manifest's SHA-256 (truncated or "
                     "corrupt); rerun `digits preprocess` to rebuild the dataset"

@@ -18,11 +18,8 @@ import os
 import keras
 import tensorflow as tf
 
+from common import schema
 from model import digit_image
-from pipeline import schema
-
-SAVED_MODEL_DIR = "saved_model"
-KERAS_FILE = "model.keras"
 
 
 def _predict(model: keras.Model, pixels: tf.Tensor) -> dict:
@@ -58,10 +55,10 @@ def export_saved_model(model: keras.Model, path: str) -> None:
 
 def export(model: keras.Model, model_dir: str) -> None:
     """Writes model.keras and saved_model/ (each via a temporary name, then renamed)."""
-    keras_path = os.path.join(model_dir, KERAS_FILE)
+    keras_path = os.path.join(model_dir, schema.KERAS_FILE)
     model.save(keras_path + ".tmp.keras")
     os.replace(keras_path + ".tmp.keras", keras_path)
-    saved = os.path.join(model_dir, SAVED_MODEL_DIR)
+    saved = os.path.join(model_dir, schema.SAVED_MODEL_DIR)
     staging = saved + ".tmp"
     if tf.io.gfile.exists(staging):
         tf.io.gfile.rmtree(staging)

@@ -1,21 +1,24 @@
-"""Loading an exported model for scoring, safely, and predicting on uint8 pixels.
+"""The one model loader every job uses, and a predictor on uint8 pixels.
+
+    model = serving.load_model("out/model")           # a finished MODEL_DIR or a .keras file
+    Predictor("out/model").predict(uint8 [n, 28, 28])  # -> float32 probabilities [n, 10]
 
 Only the native Keras format is loaded, with Keras' safe mode on: a `.keras` file whose
 config would run code (a Lambda layer's Python bytecode) is refused. Formats that run
-code when loaded (`.h5`/`.hdf5` with custom objects, pickles) are refused outright.
+code when loaded (`.h5`/`.hdf5` with custom objects, pickles) are refused outright. A
+model folder is loaded only when it is finished (`metrics.json`, written last by
+`digits train`, is there).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from model import export
-from pipeline import schema
+from common import files, schema
 
 REFUSED_SUFFIXES = (".h5", ".hdf5", ".pkl", ".pickle", ".joblib", ".dill", ".pt")
 
@@ -25,39 +28,58 @@ class ModelRefused(ValueError):
 
 
 def keras_path(model: str) -> str:
-    """MODEL_DIR (from digits train) or a .keras file -> the .keras file to load."""
+    """A finished MODEL_DIR (from digits train) or a .keras file -> the .keras file to load."""
     if model.endswith(REFUSED_SUFFIXES):
         raise ModelRefused(
             f"--model {model}: refusing to load {os.path.splitext(model)[1]} files, whose "
             "loading can run arbitrary code; export the model in the native .keras format"
         )
-    path = os.path.join(model, export.KERAS_FILE) if tf.io.gfile.isdir(model) else model
-    if not path.endswith(".keras"):
+    if model.endswith(".keras"):
+        if not files.exists(model):
+            raise ModelRefused(f"--model {model}: not found; run `digits train` first")
+        return model
+    if files.is_local(model) and os.path.exists(model) and not os.path.isdir(model):
         raise ModelRefused(f"--model {model}: expected a model folder or a .keras file")
-    if not tf.io.gfile.exists(path):
-        raise ModelRefused(f"--model {model}: {path} not found; run `digits train` first")
+    path = files.join(model, schema.KERAS_FILE)
+    if not (files.exists(path) and files.exists(files.join(model, schema.METRICS_FILE))):
+        raise ModelRefused(
+            f"--model {model}: not a finished model folder (needs {schema.KERAS_FILE} and "
+            f"{schema.METRICS_FILE}); run `digits train --output {model}` to finish it"
+        )
     return path
 
 
 def model_id(path: str) -> str:
     """The model's identifier in every prediction: SHA-256 (16 hex) of its .keras file."""
-    digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as handle:
-        while chunk := handle.read(1 << 24):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()[:16]
+    return "sha256:" + files.sha256_file(path)[:16]
+
+
+def load_model(model: str) -> keras.Model:
+    """Loads a finished model folder or .keras file in safe mode (see the module docstring)."""
+    path = keras_path(model)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ValueError as error:
+        raise ModelRefused(f"--model {model}: refused in safe mode: {error}") from error
+
+
+def training_metrics(model_dir: str) -> dict:
+    """metrics.json of a finished model folder (what `digits evaluate` reports on)."""
+    path = files.join(model_dir, schema.METRICS_FILE)
+    if not files.exists(path):
+        raise ModelRefused(
+            f"--model {model_dir}: not a finished model folder (needs {schema.METRICS_FILE}); "
+            f"run `digits train --output {model_dir}` to finish it"
+        )
+    return files.read_json(path)
 
 
 class Predictor:
     """A loaded model: `predict(uint8 [n, 28, 28]) -> float32 probabilities [n, 10]`."""
 
     def __init__(self, model: str):
-        path = keras_path(model)
-        try:
-            self.model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except ValueError as error:
-            raise ModelRefused(f"--model {model}: refused in safe mode: {error}") from error
-        self.id = model_id(path)
+        self.model = load_model(model)
+        self.id = model_id(keras_path(model))
         self._predict = tf.function(
             lambda pixels: self.model(
                 tf.cast(pixels, tf.float32)[..., None] / schema.PIXEL_MAX, training=False

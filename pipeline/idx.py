@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
+from common import files
+
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 
@@ -49,12 +51,11 @@ class IdxError(ValueError):
 def read_bytes(path: str) -> bytes:
     """The uncompressed bytes of a local or `gs://` file (gunzipped when it ends in .gz)."""
     try:
-        with FileSystems.open(path, compression_type="uncompressed") as handle:
-            raw = handle.read()
+        raw = files.read_bytes(path)
     except FileNotFoundError as error:
         raise IdxError(f"{path}: file not found") from error
     except OSError as error:
-        if not FileSystems.exists(path):
+        if not files.exists(path):
             raise IdxError(f"{path}: file not found") from error
         raise IdxError(f"{path}: cannot be read ({error})") from error
     if not path.endswith(".gz"):
@@ -158,12 +159,3 @@ def read_split(
             f"{len(labels)} labels; the two files must come from the same dataset split"
         )
     return images, labels, digests
-
-
-def write_idx(path: str, array: np.ndarray) -> None:
-    """Writes uint8 images [n, r, c] or labels [n] as gzipped IDX (used by tests, benches)."""
-    magic = IMAGES_MAGIC if array.ndim == 3 else LABELS_MAGIC
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    payload = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-    with open(path, "wb") as handle:
-        handle.write(gzip.compress(payload, compresslevel=1) if path.endswith(".gz") else payload)

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import struct
 
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import schema
+from common import files, schema
 
 MARKER_FILE = ".digits-dataset"
 FACTS_FILE = "_facts.json"
@@ -27,54 +25,37 @@ class OutputError(ValueError):
     pass
 
 
-def join(directory: str, name: str) -> str:
-    return FileSystems.join(directory.rstrip("/"), name)
-
-
 def _files(directory: str) -> list[str]:
     """Every file under `directory`, at any depth, dot-files included (local or gs://)."""
-    result = FileSystems.match([join(directory, "**")])[0]
-    return sorted(m.path for m in result.metadata_list)
+    return sorted(m.path for m in files.match(files.join(directory, "**")))
 
 
 def claim(directory: str) -> None:
     """Empties `directory` for a new run, if it is new, empty, or an earlier output of ours."""
-    files = _files(directory)
-    top_level = {path[len(directory.rstrip("/")) + 1 :] for path in files}
-    if files and not top_level & {MARKER_FILE, schema.MANIFEST_FILE}:
+    found = _files(directory)
+    top_level = {path[len(directory.rstrip("/")) + 1 :] for path in found}
+    if found and not top_level & {MARKER_FILE, schema.MANIFEST_FILE}:
         raise OutputError(
             f"--output {directory} is not empty and is not a dataset written by this "
             f"pipeline (it has no {schema.MANIFEST_FILE} or {MARKER_FILE}); refusing to "
             "replace it. Choose a new or empty folder, or delete this one yourself."
         )
-    manifest = join(directory, schema.MANIFEST_FILE)
-    if manifest in files:
+    manifest = files.join(directory, schema.MANIFEST_FILE)
+    if manifest in found:
         FileSystems.delete([manifest])  # from here on the old output no longer looks complete
-    rest = [path for path in files if path != manifest]
+    rest = [path for path in found if path != manifest]
     if rest:
         FileSystems.delete(rest)
     if FileSystems.exists(directory):  # a local folder: also drop its emptied sub-folders
         FileSystems.delete([directory])
     FileSystems.mkdirs(directory)
-    write_json(join(directory, MARKER_FILE), {"written_by": "digits preprocess"})
-
-
-def write_json(path: str, payload: dict) -> None:
-    with FileSystems.create(path, mime_type="application/json") as handle:
-        handle.write(json.dumps(payload, indent=2, sort_keys=False).encode())
-
-
-def read_json(path: str) -> dict:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        return json.loads(handle.read())
+    files.write_json(files.join(directory, MARKER_FILE), {"written_by": "digits preprocess"})
 
 
 def describe_shard(path: str, compression: str) -> dict:
     """Counts a TFRecord shard's records by their length headers and digests its bytes."""
-    sha256 = hashlib.sha256()
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        raw = handle.read()
-    sha256.update(raw)
+    raw = files.read_bytes(path)
+    sha256 = hashlib.sha256(raw)
     if compression == "gzip":
         raw = gzip.decompress(raw)
     records, offset = 0, 0
@@ -87,7 +68,7 @@ def describe_shard(path: str, compression: str) -> dict:
     if offset != len(raw):
         raise OutputError(f"{path}: truncated TFRecord data")
     return {
-        "file": path.rstrip("/").rsplit("/", 1)[-1],
+        "file": files.base_name(path),
         "records": records,
         "bytes": len(raw),
         "sha256": sha256.hexdigest(),
@@ -95,8 +76,7 @@ def describe_shard(path: str, compression: str) -> dict:
 
 
 def shard_files(directory: str, split: str) -> list[str]:
-    pattern = join(directory, f"{schema.DATASET_NAME}-{split}.tfrecord-*-of-*")
-    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    return sorted(m.path for m in files.match(files.join(directory, schema.shard_pattern(split))))
 
 
 def write_tfds_metadata(directory: str, shards: dict[str, list[dict]], description: str) -> None:
@@ -129,14 +109,3 @@ def write_tfds_metadata(directory: str, shards: dict[str, list[dict]], descripti
         homepage="http://yann.lecun.com/exdb/mnist/",
         supervised_keys=(schema.IMAGE_KEY, schema.LABEL_KEY),
     )
-
-
-def write_json_to(payload: dict, path: str) -> None:
-    """`write_json` with the payload first, for `beam.Map(write_json_to, path)`."""
-    write_json(path, payload)
-
-
-def delete(path: str, missing_ok: bool = False) -> None:
-    if missing_ok and not FileSystems.exists(path):
-        return
-    FileSystems.delete([path])

@@ -28,7 +28,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import pipeline
-from pipeline import idx, output, schema, sources
+from common import files, schema
+from pipeline import idx, output, sources
 from pipeline.transforms import (
     COMPRESSIONS,
     Normalise,
@@ -102,32 +103,41 @@ def plan_sources(config: PreprocessConfig, source_dir: str) -> tuple[list[SplitS
     """Reads the headers (cheap) to fail fast, carve validation out of train and plan shards."""
     specs, counts = [], {}
     for source_split, (images, labels) in idx.MNIST_FILES.items():
-        images_path = output.join(source_dir, images.name)
-        labels_path = output.join(source_dir, labels.name)
-        n_images = idx.peek_count(images_path, idx.IMAGES_MAGIC)
-        n_labels = idx.peek_count(labels_path, idx.LABELS_MAGIC)
-        if n_images != n_labels:
-            raise idx.IdxError(
-                f"{images_path} holds {n_images} images but {labels_path} holds {n_labels} "
-                "labels; the two files must come from the same dataset split"
-            )
-        if source_split == "train":
-            if not 0 < config.validation_size < n_images:
-                raise ValueError(
-                    f"--validation-size {config.validation_size} must be between 1 and "
-                    f"{n_images - 1} (the training file holds {n_images} images)"
-                )
-            cut = n_images - config.validation_size
-            carve = {"train": (0, cut), "validation": (cut, n_images)}
-        else:
-            carve = {"test": (0, n_images)}
+        images_path = files.join(source_dir, images.name)
+        labels_path = files.join(source_dir, labels.name)
+        n_images = peek_pair(images_path, labels_path)
         plans = []
-        for split, (start, stop) in carve.items():
+        for split, (start, stop) in carve(source_split, n_images, config.validation_size).items():
             counts[split] = stop - start
             plans += plan_shards(split, start, stop, config.num_shards)
         expected = (images, labels) if config.verify_digests else None
         specs.append(SplitSource(source_split, images_path, labels_path, expected, tuple(plans)))
     return specs, counts
+
+
+def peek_pair(images_path: str, labels_path: str) -> int:
+    """The pair's record count, from the headers; they must agree."""
+    n_images = idx.peek_count(images_path, idx.IMAGES_MAGIC)
+    n_labels = idx.peek_count(labels_path, idx.LABELS_MAGIC)
+    if n_images != n_labels:
+        raise idx.IdxError(
+            f"{images_path} holds {n_images} images but {labels_path} holds {n_labels} "
+            "labels; the two files must come from the same dataset split"
+        )
+    return n_images
+
+
+def carve(source_split: str, count: int, validation_size: int) -> dict[str, tuple[int, int]]:
+    """Output split -> (start, stop) in the source file: validation is train's last images."""
+    if source_split != "train":
+        return {"test": (0, count)}
+    if not 0 < validation_size < count:
+        raise ValueError(
+            f"--validation-size {validation_size} must be between 1 and "
+            f"{count - 1} (the training file holds {count} images)"
+        )
+    cut = count - validation_size
+    return {"train": (0, cut), "validation": (cut, count)}
 
 
 def plan_shards(split: str, start: int, stop: int, num_shards: int) -> list[ShardPlan]:
@@ -148,18 +158,18 @@ def build(p: beam.Pipeline, config: PreprocessConfig, specs: list[SplitSource]) 
         | "ToExamples" >> ToExamples()
         | "WriteShards" >> WriteShards(config.output, config.compression)
     )
-    facts_path = output.join(config.output, output.FACTS_FILE)
+    facts_path = files.join(config.output, output.FACTS_FILE)
     (
         (blocks, digests)
         | "SummariseSplits" >> SummariseSplits()
-        | "WriteFacts" >> beam.Map(output.write_json_to, facts_path)
+        | "WriteFacts" >> beam.Map(files.write_json_to, facts_path)
     )
 
 
 def finalise(config: PreprocessConfig, expected_counts: dict[str, int], seconds: float) -> dict:
     """Checks what the pipeline wrote, then writes TFDS metadata and, last, the manifest."""
-    facts_path = output.join(config.output, output.FACTS_FILE)
-    facts = output.read_json(facts_path)
+    facts_path = files.join(config.output, output.FACTS_FILE)
+    facts = files.read_json(facts_path)
     shards = {
         split: [
             output.describe_shard(path, config.compression)
@@ -167,31 +177,49 @@ def finalise(config: PreprocessConfig, expected_counts: dict[str, int], seconds:
         ]
         for split in schema.SPLITS
     }
-    for split, expected in expected_counts.items():
-        written = sum(s["records"] for s in shards[split])
-        labelled = sum(facts["labels"].get(split, []))
-        if not written == labelled == expected:
-            raise RuntimeError(
-                f"{split}: wrote {written} records, counted {labelled}, expected {expected}"
-            )
+    check_counts(shards, facts, expected_counts)
     if config.compression == "none":
         output.write_tfds_metadata(config.output, shards, pipeline.DESCRIPTION)
-    manifest = {
+    manifest = manifest_record(config, shards, facts, seconds)
+    files.delete(facts_path)
+    files.delete(temp_dir(config.output), missing_ok=True)
+    files.write_json(files.join(config.output, schema.MANIFEST_FILE), manifest)
+    return manifest
+
+
+def check_counts(shards: dict[str, list[dict]], facts: dict, expected: dict[str, int]) -> None:
+    """Records written, labels counted and the plan's counts must agree for every split."""
+    for split, count in expected.items():
+        written = sum(s["records"] for s in shards[split])
+        labelled = sum(facts["labels"].get(split, []))
+        if not written == labelled == count:
+            raise RuntimeError(
+                f"{split}: wrote {written} records, counted {labelled}, expected {count}"
+            )
+
+
+MANIFEST_SCHEMA = {
+    schema.IMAGE_KEY: {
+        "dtype": "float32",
+        "shape": list(schema.IMAGE_SHAPE),
+        "range": [0.0, 1.0],
+        "normalisation": "pixel / 255",
+    },
+    schema.LABEL_KEY: {"dtype": "int64", "range": [0, schema.NUM_CLASSES - 1]},
+    schema.KEY_KEY: {"dtype": "bytes", "format": "<source split>-<index>"},
+}
+
+
+def manifest_record(
+    config: PreprocessConfig, shards: dict[str, list[dict]], facts: dict, seconds: float
+) -> dict:
+    return {
         "dataset": schema.DATASET_NAME,
         "pipeline_version": pipeline.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created": files.utc_timestamp(),
         "config": asdict(config),
         "compression": config.compression,
-        "schema": {
-            schema.IMAGE_KEY: {
-                "dtype": "float32",
-                "shape": list(schema.IMAGE_SHAPE),
-                "range": [0.0, 1.0],
-                "normalisation": "pixel / 255",
-            },
-            schema.LABEL_KEY: {"dtype": "int64", "range": [0, schema.NUM_CLASSES - 1]},
-            schema.KEY_KEY: {"dtype": "bytes", "format": "<source split>-<index>"},
-        },
+        "schema": MANIFEST_SCHEMA,
         "sources": facts["digests"],
         "splits": {
             split: {
@@ -203,10 +231,6 @@ def finalise(config: PreprocessConfig, expected_counts: dict[str, int], seconds:
         },
         "seconds": round(seconds, 2),
     }
-    output.delete(facts_path)
-    output.delete(temp_dir(config.output), missing_ok=True)
-    output.write_json(output.join(config.output, schema.MANIFEST_FILE), manifest)
-    return manifest
 
 
 def summary(manifest: dict) -> str:
@@ -248,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the installed module, not this file as __main__: Beam pickles the classes and
-    # functions defined here by module name; workers import the module, never `__main__`.
+    # Run the installed module, not this file as __main__: Beam pickles what it runs by
+    # module name, and workers import the module, never `__main__`.
     from pipeline import preprocess as job
 
     sys.exit(job.main())

@@ -23,7 +23,9 @@ from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
 from apache_beam.options.value_provider import StaticValueProvider
 
-from pipeline import idx, schema
+from common import schema
+from common.counts import merge_counts
+from pipeline import idx
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,7 @@ class ShardPlan:
     @property
     def file_name(self) -> str:
         """TFDS naming: `<dataset>-<split>.tfrecord-SSSSS-of-NNNNN`."""
-        return (
-            f"{schema.DATASET_NAME}-{self.split}.tfrecord-{self.shard:05d}-of-{self.num_shards:05d}"
-        )
+        return schema.shard_file_name(self.split, self.shard, self.num_shards)
 
 
 @dataclass(frozen=True)
@@ -207,17 +207,6 @@ def _label_counts(block: Block) -> dict:
     return {"labels": {block.plan.split: counts.tolist()}}
 
 
-def merge_facts(facts) -> dict:
-    """Merges {labels: {split: counts}} and {digests: {file: md5}} dicts."""
-    merged: dict = {"labels": {}, "digests": {}}
-    for fact in facts:
-        for split, counts in fact.get("labels", {}).items():
-            previous = merged["labels"].get(split, [0] * len(counts))
-            merged["labels"][split] = [a + b for a, b in zip(previous, counts, strict=True)]
-        merged["digests"].update(fact.get("digests", {}))
-    return merged
-
-
 class SummariseSplits(beam.PTransform):
     """Blocks + digests -> one dict of label counts per split and source digests."""
 
@@ -228,7 +217,7 @@ class SummariseSplits(beam.PTransform):
         return (
             (counts, wrapped)
             | "AllFacts" >> beam.Flatten()
-            | "MergeFacts" >> beam.CombineGlobally(merge_facts)
+            | "MergeFacts" >> beam.CombineGlobally(merge_counts)
         )
 
 

@@ -1,36 +1,50 @@
-"""Shared fixtures: tiny IDX files the tests write themselves, and the real MNIST files."""
+"""Shared fixtures (tiny datasets and models the tests make, the real MNIST files) and the
+helper that starts a job, waits for a condition and kills it."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pipeline import idx
+from tests.fakes import write_tiny_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def digit_like_images(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 [count, 28, 28] images with a bright bar whose position encodes the label."""
-    rng = np.random.default_rng(seed)
-    labels = (np.arange(count) % 10).astype(np.uint8)
-    images = rng.integers(0, 30, size=(count, 28, 28), dtype=np.uint8)
-    for image, label in zip(images, labels, strict=True):
-        image[4 + 2 * label : 6 + 2 * label, 6:22] = 255
-    return images, labels
-
-
-def write_tiny_mnist(directory: Path, train: int = 40, test: int = 20) -> Path:
-    """The four MNIST file names holding tiny IDX data (not MNIST: use --no-digest-check)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for prefix, count, seed in (("train", train, 1), ("t10k", test, 2)):
-        images, labels = digit_like_images(count, seed)
-        idx.write_idx(str(directory / f"{prefix}-images-idx3-ubyte.gz"), images)
-        idx.write_idx(str(directory / f"{prefix}-labels-idx1-ubyte.gz"), labels)
-    return directory
+def kill_job_when(
+    module_argv: list[str], condition: Callable[[], bool], timeout: float = 120, env=None
+) -> None:
+    """Runs `python -m MODULE ARGS...` from the checkout, waits until `condition()` holds
+    (polled, never a fixed sleep), then SIGKILLs it. Fails if the job ends or the time
+    runs out first: such a test would not have killed anything."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", *module_argv],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while not condition():
+            if process.poll() is not None:
+                pytest.fail(f"{module_argv[0]} ended (exit {process.returncode}) before the kill")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{module_argv[0]}: condition not reached in {timeout} s")
+            time.sleep(0.02)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs import partition, score
+from common import schema
+from jobs import score
 from tests.conftest import REPO
 
 AIRFLOW_PYTHON = Path(os.environ.get("AIRFLOW_PYTHON", REPO / ".venv-airflow" / "bin" / "python"))
@@ -78,7 +79,7 @@ def test_cron_wrapper_scores_a_date_and_is_idempotent(tmp_path, tiny_model, tiny
     assert first.returncode == 0, first.stderr[-2000:]
     part = tmp_path / "scores" / "dt=2026-11-24"
     assert json.loads((part / "summary.json").read_text())["scored"] == 30
-    assert (part / partition.SUCCESS).exists()
+    assert (part / schema.SUCCESS_FILE).exists()
     again = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "already scored" in again.stdout
 

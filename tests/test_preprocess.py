@@ -5,10 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import apache_beam as beam
 import numpy as np
@@ -17,9 +13,11 @@ import tensorflow as tf
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline import idx, output, preprocess, schema, sources
+from common import schema
+from pipeline import idx, output, preprocess, sources
 from pipeline.transforms import Normalise, ReadIdx, ShardPlan, SplitSource, ToExamples
-from tests.conftest import REPO, digit_like_images
+from tests.conftest import kill_job_when
+from tests.fakes import digit_like_images, write_idx
 
 TINY = ["--no-digest-check", "--validation-size", "10"]
 
@@ -72,7 +70,7 @@ def test_bad_raw_files_fail_with_a_message_naming_the_file(
         damaged = images
     elif damage == "mismatched_counts":
         _, fewer = digit_like_images(39)
-        idx.write_idx(str(labels), fewer)
+        write_idx(str(labels), fewer)
         damaged = images
     elif damage == "bad_length":
         _rewrite(images, _gz_bytes(images)[:-5])
@@ -206,26 +204,12 @@ def test_refuses_to_replace_a_folder_that_is_not_its_own(tiny_mnist, tmp_path, c
 
 def test_killed_run_leaves_no_complete_looking_output_and_a_rerun_just_works(mnist_dir, tmp_path):
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "pipeline.preprocess",
-        "--source",
-        str(mnist_dir),
-        "--output",
-        str(out),
-    ]
-    process = subprocess.Popen(
-        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(out.glob(".beam-temp/*")) and process.poll() is None:
-        time.sleep(0.05)  # kill it once it has started writing shards
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    argv = ["pipeline.preprocess", "--source", str(mnist_dir), "--output", str(out)]
+    # Killed once it has started writing shards.
+    kill_job_when(argv, lambda: any(out.glob(".beam-temp/*")), timeout=60)
     assert (out / output.MARKER_FILE).exists()
     assert not (out / schema.MANIFEST_FILE).exists()
-    manifest = preprocess.run(["--source", str(mnist_dir), "--output", str(out)])
+    manifest = preprocess.run(argv[1:])
     assert manifest["splits"]["test"]["records"] == 10_000
 
 

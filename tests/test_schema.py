@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from pipeline import schema
+from common import schema
 
 
 def _reference(image, label, key):

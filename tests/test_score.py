@@ -1,14 +1,11 @@
-"""The batch-scoring job: awkward and bad inputs, nightly reruns, kills, error rates."""
+"""The batch-scoring job end to end with real models: awkward and bad inputs, nightly
+reruns, kills, error rates, model loading. Its stages alone: test_scoring_transforms.py."""
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
+from collections import Counter
 from pathlib import Path
 
 import keras
@@ -16,11 +13,27 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jobs import images, partition, score
+from common import schema
+from jobs import score
+from jobs.scoring import images, partition
 from model import data, digit_image, serving
-from tests.conftest import REPO
+from tests.conftest import kill_job_when
+from tests.fakes import AWKWARD, BAD, write_image_set
 
 DATE = "2026-11-25"
+
+
+def run_scorer(model, inputs, output, *, date=DATE, max_error_rate=0.2, beam=(), **options):
+    """`digits score` with keyword options: force=True -> --force, format="csv" -> ..."""
+    argv = ["--model", str(model), "--output", str(output), "--max-error-rate", str(max_error_rate)]
+    for pattern in [inputs] if isinstance(inputs, str | Path) else inputs:
+        argv += ["--input", str(pattern)]
+    if date:
+        argv += ["--date", date]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    return score.main([*argv, *beam])
 
 
 def _mnist_test_digits(dataset: Path, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -29,78 +42,10 @@ def _mnist_test_digits(dataset: Path, count: int) -> tuple[np.ndarray, np.ndarra
     return pixels, batch["label"].numpy()
 
 
-def _big(pixels: np.ndarray, size: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(pixels).resize((size, size), Image.BILINEAR))
-
-
-AWKWARD = (
-    "rgb",
-    "inverted",
-    "palette",
-    "rgba_alpha_only",
-    "sixteen_bit",
-    "jpeg",
-    "large",
-    "space name",
-    "ünïcødé 数字",
-    "-leading-dash",
-)
-BAD = {  # file name -> expected stage
-    "zero.png": "read",
-    "truncated.png": "decode",
-    "truncated.jpg": "decode",
-    "notes.png": "decode",
-    "animation.gif": "decode",
-    "bomb.png": "decode",
-    "dangling.png": "read",
-}
-
-
-def write_image_set(directory: Path, dataset: Path, clean: int = 40) -> dict[str, int]:
-    """MNIST test digits as files, awkward-but-valid variants, and bad files. Returns labels."""
-    directory.mkdir(parents=True)
-    pixels, labels = _mnist_test_digits(dataset, clean + len(AWKWARD))
-    truth = {}
-    for i in range(clean):
-        path = directory / f"clean_{i:03d}.png"
-        Image.fromarray(pixels[i]).save(path)
-        truth[str(path)] = int(labels[i])
-    for j, kind in enumerate(AWKWARD):
-        image, label = pixels[clean + j], int(labels[clean + j])
-        path = directory / f"{kind}.png"
-        if kind == "rgb":
-            Image.fromarray(_big(image, 56)).convert("RGB").save(path)
-        elif kind == "inverted":
-            Image.fromarray(255 - _big(image, 84)).save(path)
-        elif kind == "palette":
-            Image.fromarray(255 - _big(image, 56)).convert("RGB").convert("P").save(path)
-        elif kind == "rgba_alpha_only":  # as a browser canvas exports a drawing
-            rgba = np.zeros((140, 140, 4), np.uint8)
-            rgba[..., 3] = _big(image, 140)
-            Image.fromarray(rgba, "RGBA").save(path)
-        elif kind == "sixteen_bit":
-            Image.fromarray(_big(image, 56).astype(np.uint16) * 257).save(path)
-        elif kind == "jpeg":
-            path = directory / "photo.jpg"
-            Image.fromarray(255 - _big(image, 200)).convert("RGB").save(path, quality=85)
-        elif kind == "large":
-            canvas = np.full((900, 1200), 250, np.uint8)
-            canvas[200:760, 300:860] = 255 - _big(image, 560)
-            Image.fromarray(canvas).save(path)
-        else:
-            Image.fromarray(image).save(path)
-        truth[str(path)] = label
-    png, jpeg = io.BytesIO(), io.BytesIO()
-    Image.fromarray(_big(pixels[0], 64)).save(png, "PNG")
-    Image.fromarray(_big(pixels[0], 64)).save(jpeg, "JPEG")
-    (directory / "zero.png").write_bytes(b"")
-    (directory / "truncated.png").write_bytes(png.getvalue()[: len(png.getvalue()) // 2])
-    (directory / "truncated.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
-    (directory / "notes.png").write_text("shopping list: milk, eggs\n")
-    Image.fromarray(pixels[1]).save(directory / "animation.gif")
-    Image.new("L", (5000, 5000)).save(directory / "bomb.png")  # 25 Mpx, under Pillow's own limit
-    os.symlink(directory / "deleted-long-ago.png", directory / "dangling.png")
-    return truth
+def _write_pngs(directory: Path, pixels: np.ndarray) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(pixels):
+        Image.fromarray(image).save(directory / f"{i:04d}.png")
 
 
 def _read_lines(partition_dir: Path, prefix: str) -> list[dict]:
@@ -112,55 +57,73 @@ def _read_lines(partition_dir: Path, prefix: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def image_set(tmp_path_factory, mnist_dataset):
+    """40 clean MNIST test digits, the AWKWARD valid files and the BAD files."""
     directory = tmp_path_factory.mktemp("images") / "in"
-    return directory, write_image_set(directory, mnist_dataset)
+    digits, labels = _mnist_test_digits(mnist_dataset, 40 + len(AWKWARD))
+    return directory, write_image_set(directory, digits, labels)
 
 
-def _score(model, directory, out, *extra):
-    return score.main(
-        [
-            "--model",
-            str(model),
-            "--input",
-            str(directory / "*"),
-            "--output",
-            str(out),
-            "--date",
-            DATE,
-            "--max-error-rate",
-            "0.2",
-            *extra,
-        ]
-    )
-
-
-def test_every_input_is_scored_or_explained(mnist_model, image_set, tmp_path):
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory, mnist_model, image_set):
+    """One scoring run over the image set, shared by the tests that read its outputs."""
     directory, truth = image_set
-    out = tmp_path / "scores"
-    assert _score(mnist_model, directory, out) == 0
+    out = tmp_path_factory.mktemp("scored") / "scores"
+    code = run_scorer(mnist_model, directory / "*", out)
     part = out / f"dt={DATE}"
-    predictions, errors = _read_lines(part, "predictions"), _read_lines(part, "errors")
-    summary = json.loads((part / "summary.json").read_text())
+    return {
+        "code": code,
+        "truth": truth,
+        "partition": part,
+        "predictions": {p["key"]: p for p in _read_lines(part, "predictions")},
+        "errors": _read_lines(part, "errors"),
+        "summary": json.loads((part / schema.SUMMARY_FILE).read_text()),
+    }
 
-    assert summary["inputs"] == len(truth) + len(BAD) == len(predictions) + len(errors)
-    assert {Path(e["key"]).name: e["stage"] for e in errors} == BAD
-    assert all(e["error"] for e in errors)
-    scored = {p["key"]: p for p in predictions}
-    assert set(scored) == set(truth)
-    right = sum(scored[key]["digit"] == label for key, label in truth.items() if "clean_" in key)
-    assert right >= 37  # of 40 clean MNIST test digits
-    awkward_right = sum(
-        scored[key]["digit"] == label for key, label in truth.items() if "clean_" not in key
+
+def test_every_input_is_either_predicted_or_explained(scored):
+    assert scored["code"] == 0
+    assert set(scored["predictions"]) == set(scored["truth"])
+    assert len(scored["predictions"]) + len(scored["errors"]) == len(scored["truth"]) + len(BAD)
+    assert scored["summary"]["inputs"] == len(scored["truth"]) + len(BAD)
+
+
+def test_each_bad_file_is_rejected_at_its_stage_with_a_reason(scored):
+    assert {Path(e["key"]).name: e["stage"] for e in scored["errors"]} == {
+        name: stage for name, (_, stage) in BAD.items()
+    }
+    assert all(e["error"] for e in scored["errors"])
+
+
+def test_clean_and_awkward_digits_are_recognised(scored):
+    truth, predictions = scored["truth"], scored["predictions"]
+    right = Counter(
+        "clean" if "clean_" in key else "awkward"
+        for key, label in truth.items()
+        if predictions[key]["digit"] == label
     )
-    assert awkward_right >= 8  # of 10 awkward-but-valid files
+    assert right["clean"] >= 37  # of 40 clean MNIST test digits
+    assert right["awkward"] >= 8  # of 10 awkward-but-valid files
+
+
+def test_every_prediction_names_the_model_and_its_confidence(scored, mnist_model):
     model_id = serving.model_id(serving.keras_path(str(mnist_model)))
-    assert json.loads((mnist_model / "metrics.json").read_text())["model_id"] == model_id
-    for row in predictions:
+    assert json.loads((mnist_model / schema.METRICS_FILE).read_text())["model_id"] == model_id
+    for row in scored["predictions"].values():
         assert row["model"] == model_id and len(row["probabilities"]) == 10
         assert row["confidence"] == pytest.approx(max(row["probabilities"]), abs=1e-6)
-    assert summary["failed_by_stage"] == {"read": 2, "decode": 5}
-    assert sum(summary["predicted_digits"].values()) == summary["scored"] == len(truth)
-    assert json.loads((part / partition.SUCCESS).read_text())["model"] == model_id
+        assert row["digit"] == int(np.argmax(row["probabilities"]))
+    success = json.loads((scored["partition"] / schema.SUCCESS_FILE).read_text())
+    assert success["model"] == model_id
+
+
+def test_summary_counts_agree_with_the_outputs(scored):
+    summary = scored["summary"]
+    assert summary["failed_by_stage"] == dict(Counter(stage for _, stage in BAD.values()))
+    assert summary["scored"] == len(scored["predictions"])
+    assert sum(summary["predicted_digits"].values()) == summary["scored"]
+    assert sum(summary["confidence_histogram"].values()) == summary["scored"]
+    digits = Counter(str(p["digit"]) for p in scored["predictions"].values())
+    assert {k: v for k, v in summary["predicted_digits"].items() if v} == dict(digits)
 
 
 def test_rerunning_a_date_is_idempotent_and_force_rescores(
@@ -168,111 +131,62 @@ def test_rerunning_a_date_is_idempotent_and_force_rescores(
 ):
     directory, _ = image_set
     out = tmp_path / "scores"
-    assert _score(mnist_model, directory, out) == 0
+    assert run_scorer(mnist_model, directory / "*", out) == 0
     part = out / f"dt={DATE}"
-    first = (part / "summary.json").read_text()
+    first = (part / schema.SUMMARY_FILE).read_text()
     capsys.readouterr()
-    assert _score(mnist_model, directory, out) == 0
+    assert run_scorer(mnist_model, directory / "*", out) == 0
     assert "already scored" in capsys.readouterr().out
-    assert (part / "summary.json").read_text() == first
-    assert _score(mnist_model, directory, out, "--force") == 0
-    assert (part / "summary.json").read_text() != first  # a new run (new times)
+    assert (part / schema.SUMMARY_FILE).read_text() == first
+    assert run_scorer(mnist_model, directory / "*", out, force=True) == 0
+    assert (part / schema.SUMMARY_FILE).read_text() != first  # a new run (new times)
     assert not (out / partition.STAGING).exists()
 
 
 def test_new_inputs_for_a_date_are_rescored(mnist_model, mnist_dataset, tmp_path):
     directory = tmp_path / "in"
-    directory.mkdir()
     pixels, _ = _mnist_test_digits(mnist_dataset, 6)
-    for i in range(5):
-        Image.fromarray(pixels[i]).save(directory / f"{i}.png")
+    _write_pngs(directory, pixels[:5])
     out = tmp_path / "scores"
-    assert _score(mnist_model, directory, out) == 0
+    assert run_scorer(mnist_model, directory / "*", out) == 0
     Image.fromarray(pixels[5]).save(directory / "5.png")
-    assert _score(mnist_model, directory, out) == 0
+    assert run_scorer(mnist_model, directory / "*", out) == 0
     assert len(_read_lines(out / f"dt={DATE}", "predictions")) == 6
 
 
 def test_too_many_failures_write_everything_then_exit_non_zero(mnist_model, image_set, tmp_path):
     directory, truth = image_set
     out = tmp_path / "scores"
-    code = score.main(
-        [
-            "--model",
-            str(mnist_model),
-            "--input",
-            str(directory / "*"),
-            "--output",
-            str(out),
-            "--max-error-rate",
-            "0.05",
-        ]
-    )
+    code = run_scorer(mnist_model, directory / "*", out, date=None, max_error_rate=0.05)
     assert code == score.EXIT_TOO_MANY_ERRORS  # 7 of 57 failed: 12%
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / schema.SUMMARY_FILE).read_text())
     assert summary["scored"] == len(truth) and summary["failed"] == len(BAD)
-    assert (out / partition.SUCCESS).exists()
+    assert (out / schema.SUCCESS_FILE).exists()
 
 
 def test_killed_run_leaves_the_partition_untouched_and_a_rerun_completes(
     mnist_model, mnist_dataset, tmp_path
 ):
     directory = tmp_path / "in"
-    directory.mkdir()
-    pixels, _ = _mnist_test_digits(mnist_dataset, 1000)
-    for i, image in enumerate(pixels):
-        Image.fromarray(image).save(directory / f"{i:04d}.png")
+    _write_pngs(directory, _mnist_test_digits(mnist_dataset, 1000)[0])
     out = tmp_path / "scores"
-    command = [
-        sys.executable,
-        "-m",
-        "jobs.score",
-        "--model",
-        str(mnist_model),
-        "--input",
-        str(directory / "*.png"),
-        "--output",
-        str(out),
-        "--date",
-        DATE,
-    ]
-    process = subprocess.Popen(
-        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 120
-    while (
-        time.time() < deadline and process.poll() is None and not (out / partition.STAGING).exists()
-    ):
-        time.sleep(0.02)
-    time.sleep(0.5)  # well into the pipeline
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (out / f"dt={DATE}" / partition.SUCCESS).exists()
-    assert subprocess.run(command, cwd=REPO, capture_output=True).returncode == 0
+    argv = ["jobs.score", "--model", str(mnist_model), "--input", str(directory / "*.png")]
+    argv += ["--output", str(out), "--date", DATE]
+    # Killed once Beam's sinks have started (their temporary folders exist in the staging).
+    kill_job_when(argv, lambda: any((out / partition.STAGING).glob("*/beam-temp-*")))
     part = out / f"dt={DATE}"
-    assert (part / partition.SUCCESS).exists()
+    assert not (part / schema.SUCCESS_FILE).exists()
+    assert score.main(argv[1:]) == 0
+    assert (part / schema.SUCCESS_FILE).exists()
     assert len(_read_lines(part, "predictions")) == 1000
     assert not (out / partition.STAGING).exists()
 
 
 def test_multi_processing_runner_and_tfrecord_inputs(mnist_model, mnist_dataset, tmp_path):
     out = tmp_path / "scores"
-    pattern = str(mnist_dataset / "mnist-validation.tfrecord-*")
-    code = score.main(
-        [
-            "--model",
-            str(mnist_model),
-            "--input",
-            pattern,
-            "--output",
-            str(out),
-            "--format",
-            "csv",
-            "--direct_running_mode=multi_processing",
-            "--direct_num_workers=2",
-        ]
-    )
-    assert code == 0
+    beam = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    pattern = mnist_dataset / "mnist-validation.tfrecord-*"
+    assert run_scorer(mnist_model, pattern, out, date=None, format="csv", beam=beam) == 0
     rows = []
     for shard in sorted(out.glob("predictions-*-of-*.csv")):
         lines = shard.read_text().splitlines()
@@ -280,31 +194,27 @@ def test_multi_processing_runner_and_tfrecord_inputs(mnist_model, mnist_dataset,
         rows += [line.split(",") for line in lines[1:]]
     assert len(rows) == 5000 and len({row[0] for row in rows}) == 5000
     assert rows[0][0].startswith("train-5")
-    labels = np.concatenate(
-        [b["label"].numpy() for b in data.records(str(mnist_dataset), "validation", 5000)]
-    )
-    keys = [
-        k.decode()
-        for b in data.records(str(mnist_dataset), "validation", 5000)
-        for k in b["key"].numpy()
-    ]
-    truth = dict(zip(keys, labels.tolist(), strict=True))
+    batches = list(data.records(str(mnist_dataset), "validation", 5000))
+    truth = {
+        k.decode(): int(label)
+        for b in batches
+        for k, label in zip(b["key"].numpy(), b["label"].numpy(), strict=True)
+    }
     accuracy = np.mean([int(row[1]) == truth[row[0]] for row in rows])
     assert accuracy > 0.95
 
 
 def test_pattern_matching_nothing_is_a_clear_error(mnist_model, tmp_path, capsys):
-    code = score.main(
-        [
-            "--model",
-            str(mnist_model),
-            "--input",
-            str(tmp_path / "*.png"),
-            "--output",
-            str(tmp_path / "o"),
-        ]
-    )
-    assert code == 2 and "matches no files" in capsys.readouterr().err
+    assert run_scorer(mnist_model, tmp_path / "*.png", tmp_path / "o", date=None) == 2
+    assert "matches no files" in capsys.readouterr().err
+
+
+def test_an_unfinished_model_folder_is_refused(tiny_model, tmp_path, capsys):
+    unfinished = tmp_path / "model"
+    unfinished.mkdir()
+    (unfinished / schema.KERAS_FILE).write_bytes((tiny_model / schema.KERAS_FILE).read_bytes())
+    assert run_scorer(unfinished, tmp_path / "*", tmp_path / "o", date=None) == 2
+    assert "not a finished model folder" in capsys.readouterr().err
 
 
 # --- The shared normalisation. --------------------------------------------------------------
@@ -378,41 +288,19 @@ def test_loader_refuses_formats_that_run_code(tmp_path):
 
 def test_gzip_tfrecord_shards_and_corrupt_shards(tiny_model, tmp_path):
     from pipeline import preprocess
-    from tests.conftest import write_tiny_mnist
+    from tests.fakes import write_tiny_mnist
 
     raw = write_tiny_mnist(tmp_path / "raw", train=40, test=20)
     dataset = tmp_path / "gz"
     preprocess.run(
-        [
-            "--source",
-            str(raw),
-            "--output",
-            str(dataset),
-            "--no-digest-check",
-            "--validation-size",
-            "10",
-            "--compression",
-            "gzip",
-        ]
+        ["--source", str(raw), "--output", str(dataset), "--no-digest-check"]
+        + ["--validation-size", "10", "--compression", "gzip"]
     )
     broken = tmp_path / "broken.tfrecord"
     broken.write_bytes(b"\x00" * 40)
     out = tmp_path / "scores"
-    code = score.main(
-        [
-            "--model",
-            str(tiny_model),
-            "--input",
-            str(dataset / "mnist-test.tfrecord-*"),
-            "--input",
-            str(broken),
-            "--output",
-            str(out),
-            "--max-error-rate",
-            "0.5",
-        ]
-    )
-    assert code == 0
+    inputs = [dataset / "mnist-test.tfrecord-*", broken]
+    assert run_scorer(tiny_model, inputs, out, date=None, max_error_rate=0.5) == 0
     assert len(_read_lines(out, "predictions")) == 20
     [error] = _read_lines(out, "errors")
     assert error["stage"] == "read" and error["key"].startswith(str(broken))

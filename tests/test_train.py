@@ -5,21 +5,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
+from common import schema
 from jobs import evaluate, train
-from model import cnn, data
+from model import cnn, data, serving
 from model.configs import recipe
-from pipeline import schema
-from tests.conftest import REPO, preprocess_tiny
+from tests.conftest import REPO, kill_job_when, preprocess_tiny
 
 
 def test_seed_model_is_the_notebooks_cnn():
@@ -80,7 +78,7 @@ def test_device_plan_on_cpu_ignores_gpu_flags_and_uses_gpus_when_present():
 
 
 def test_training_learns_and_writes_its_outputs(tiny_model):
-    metrics = json.loads((tiny_model / train.METRICS_FILE).read_text())
+    metrics = json.loads((tiny_model / schema.METRICS_FILE).read_text())
     assert metrics["test"]["accuracy"] > 0.6  # chance is 0.1
     assert metrics["parameters"] == 110_986
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
@@ -127,7 +125,7 @@ def test_saved_model_works_alone_on_pixels_and_png_bytes(tiny_model, tiny_datase
     for i, image in enumerate(pixels):
         paths.append(str(tmp_path / f"{i}.png"))
         Image.fromarray(image).save(paths[-1])
-    keras_model = evaluate.load_keras_model(str(tiny_model))
+    keras_model = serving.load_model(str(tiny_model))
     expected = keras_model.predict(pixels[..., None].astype(np.float32) / 255, verbose=0)
 
     script = tmp_path / "load.py"
@@ -166,7 +164,7 @@ def test_evaluation_outputs_are_consistent(tiny_model, tiny_dataset, tmp_path):
     assert [saved["per_class"][str(d)]["support"] for d in range(10)] == confusion.sum(
         axis=1
     ).tolist()
-    metrics = json.loads((tiny_model / train.METRICS_FILE).read_text())
+    metrics = json.loads((tiny_model / schema.METRICS_FILE).read_text())
     assert saved["accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=1e-6)
     for picture in ("confusion_matrix.png", "misclassified.png", "samples.png"):
         assert Image.open(report / picture).size[0] > 300
@@ -189,7 +187,7 @@ def test_damaged_shard_stops_training_naming_the_shard(tmp_path, damage, capsys)
     code = train.main(["--data", str(dataset), "--output", str(tmp_path / "m"), "--epochs", "1"])
     assert code != 0
     assert shard.name in capsys.readouterr().err
-    assert not (tmp_path / "m" / train.METRICS_FILE).exists()
+    assert not (tmp_path / "m" / schema.METRICS_FILE).exists()
 
 
 def test_incomplete_dataset_is_not_trusted(tmp_path, capsys):
@@ -202,39 +200,26 @@ def test_incomplete_dataset_is_not_trusted(tmp_path, capsys):
 def test_killed_training_resumes_from_its_last_epoch(tmp_path):
     dataset = preprocess_tiny(tmp_path, train=3000, test=100, validation=100)
     model_dir = tmp_path / "model"
-    command = [
-        sys.executable,
-        "-m",
-        "jobs.train",
-        "--data",
-        str(dataset),
-        "--output",
-        str(model_dir),
-        "--epochs",
-        "6",
-        "--batch-size",
-        "16",
-    ]
+    argv = ["jobs.train", "--data", str(dataset), "--output", str(model_dir)]
+    argv += ["--epochs", "6", "--batch-size", "16"]
+    history = model_dir / schema.HISTORY_FILE
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    kill_job_when(
+        argv,
+        lambda: history.exists() and len(history.read_text().splitlines()) >= 2,
+        timeout=300,
+        env=env,
     )
-    history = model_dir / train.HISTORY_FILE
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if history.exists() and len(history.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
     done_before = len(train.read_history(str(history)))
     assert 2 <= done_before < 6, "the job finished before it could be killed"
-    assert (model_dir / "backup").exists() and not (model_dir / train.METRICS_FILE).exists()
+    assert (model_dir / "backup").exists() and not (model_dir / schema.METRICS_FILE).exists()
 
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", *argv], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
     assert "Resuming" in result.stdout
     resumed_epochs = [line for line in result.stdout.splitlines() if line.startswith("Epoch ")]
     assert resumed_epochs[0] != "Epoch 1/6"
-    metrics = json.loads((model_dir / train.METRICS_FILE).read_text())
+    metrics = json.loads((model_dir / schema.METRICS_FILE).read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3, 4, 5, 6]
     shutil.rmtree(tmp_path)

@@ -1,5 +1,8 @@
 """The one schema shared by the preprocessing pipeline, the trainer and the scorer.
 
+It holds the names every job agrees on: the record's features, the image's shape, and
+the files the jobs write (dataset folder, model folder, scoring partition).
+
 A record is a `tf.train.Example` with three features:
 
 - `image`: float32, 784 values, row-major 28x28, pixels / 255 (so in [0, 1]);
@@ -27,8 +30,29 @@ NUM_CLASSES = 10
 PIXEL_MAX = 255.0
 
 SPLITS = ("train", "validation", "test")
+
+# --- File names. ------------------------------------------------------------------------
+# Dataset folder (digits preprocess): mnist-{split}.tfrecord-SSSSS-of-NNNNN, TFDS
+# metadata, and the manifest, written last: a folder without it is not finished.
 DATASET_NAME = "mnist"
 MANIFEST_FILE = "manifest.json"
+# Model folder (digits train): metrics.json is written last.
+KERAS_FILE = "model.keras"
+SAVED_MODEL_DIR = "saved_model"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.jsonl"
+# Scoring partition (digits score): _SUCCESS is written last.
+SUCCESS_FILE = "_SUCCESS"
+SUMMARY_FILE = "summary.json"
+
+
+def shard_file_name(split: str, shard: int, num_shards: int) -> str:
+    """TFDS naming: `<dataset>-<split>.tfrecord-SSSSS-of-NNNNN`."""
+    return f"{DATASET_NAME}-{split}.tfrecord-{shard:05d}-of-{num_shards:05d}"
+
+
+def shard_pattern(split: str) -> str:
+    return f"{DATASET_NAME}-{split}.tfrecord-*-of-*"
 
 
 def normalise(pixels: np.ndarray) -> np.ndarray:

@@ -17,23 +17,16 @@ import os
 import shutil
 import uuid
 
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-SUCCESS = "_SUCCESS"
+from common import files
+from common.schema import SUCCESS_FILE
+
 STAGING = "_staging"
 
 
-def _join(*parts: str) -> str:
-    return FileSystems.join(parts[0].rstrip("/"), *parts[1:])
-
-
-def _is_local(path: str) -> bool:
-    return "://" not in path
-
-
 def partition_dir(output: str, date: str | None) -> str:
-    return _join(output, f"dt={date}") if date else output.rstrip("/")
+    return files.join(output, f"dt={date}") if date else output.rstrip("/")
 
 
 def fingerprint(inputs: list[tuple[str, int]], model_id: str) -> str:
@@ -45,64 +38,64 @@ def fingerprint(inputs: list[tuple[str, int]], model_id: str) -> str:
 
 
 def read_success(partition: str) -> dict | None:
-    path = _join(partition, SUCCESS)
-    if not FileSystems.exists(path):
+    path = files.join(partition, SUCCESS_FILE)
+    if not files.exists(path):
         return None
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        try:
-            return json.loads(handle.read() or b"{}")
-        except json.JSONDecodeError:
-            return {}
+    try:
+        return json.loads(files.read_bytes(path) or b"{}")
+    except json.JSONDecodeError:
+        return {}
 
 
 def new_staging(output: str, partition: str) -> str:
     """A fresh staging folder; stale ones of this partition (from killed runs) are removed."""
     name = partition.rstrip("/").rsplit("/", 1)[-1]
-    root = _join(output, STAGING)
-    if _is_local(root) and os.path.isdir(root):
+    root = files.join(output, STAGING)
+    if files.is_local(root) and os.path.isdir(root):
         for stale in os.listdir(root):
             if stale.startswith(name + "."):
                 shutil.rmtree(os.path.join(root, stale), ignore_errors=True)
-    staging = _join(root, f"{name}.{uuid.uuid4().hex[:12]}")
+    staging = files.join(root, f"{name}.{uuid.uuid4().hex[:12]}")
     FileSystems.mkdirs(staging)
     return staging
 
 
-def write_json(path: str, payload: dict) -> None:
-    with FileSystems.create(path, mime_type="application/json") as handle:
-        handle.write(json.dumps(payload, indent=2).encode())
-
-
 def publish(staging: str, partition: str, success: dict, dated: bool) -> None:
     """Replaces `partition` by `staging`'s files and marks it complete."""
-    if _is_local(partition) and dated:
-        write_json(_join(staging, SUCCESS), success)
-        parent = os.path.dirname(partition.rstrip("/")) or "."
-        os.makedirs(parent, exist_ok=True)
-        old = None
-        if os.path.exists(partition):
-            old = _join(os.path.dirname(staging), "replaced." + uuid.uuid4().hex[:12])
-            os.replace(partition, old)
-        os.replace(staging, partition)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+    if files.is_local(partition) and dated:
+        files.write_json(files.join(staging, SUCCESS_FILE), success)
+        _swap_folders(staging, partition)
+    else:
+        _replace_files(staging, partition)
+        files.write_json(files.join(partition, SUCCESS_FILE), success)
+    if files.is_local(staging):
         _remove_empty_staging(staging)
-        return
-    marker = _join(partition, SUCCESS)
-    if FileSystems.exists(marker):
-        FileSystems.delete([marker])
-    old = FileSystems.match([_join(partition, "*")])[0].metadata_list
+
+
+def _swap_folders(staging: str, partition: str) -> None:
+    """Local and dated: the staged folder, `_SUCCESS` included, replaces the old by renames."""
+    os.makedirs(os.path.dirname(partition.rstrip("/")) or ".", exist_ok=True)
+    old = None
+    if os.path.exists(partition):
+        old = files.join(os.path.dirname(staging), "replaced." + uuid.uuid4().hex[:12])
+        os.replace(partition, old)
+    os.replace(staging, partition)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _replace_files(staging: str, partition: str) -> None:
+    """gs:// or undated: `_SUCCESS` goes first, then the old files; the staged ones move in."""
+    files.delete(files.join(partition, SUCCESS_FILE), missing_ok=True)
+    old = files.match(files.join(partition, "*"))
     if old:
         FileSystems.delete([m.path for m in old])
-    staged = [m.path for m in FileSystems.match([_join(staging, "*")])[0].metadata_list]
+    staged = [m.path for m in files.match(files.join(staging, "*"))]
     if not FileSystems.exists(partition):
         FileSystems.mkdirs(partition)
-    FileSystems.rename(staged, [_join(partition, p.rsplit("/", 1)[-1]) for p in staged])
+    FileSystems.rename(staged, [files.join(partition, files.base_name(p)) for p in staged])
     if FileSystems.exists(staging):  # a local folder, now empty
         FileSystems.delete([staging])
-    write_json(marker, success)
-    if _is_local(staging):
-        _remove_empty_staging(staging)
 
 
 def _remove_empty_staging(staging: str) -> None:

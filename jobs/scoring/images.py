@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pipeline import schema
+from common import schema
 
 SUPPORTED_FORMATS = ("PNG", "JPEG")
 DEFAULT_MAX_PIXELS = 4096 * 4096

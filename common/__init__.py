@@ -1,0 +1,10 @@
+"""What every package shares, and nothing else.
+
+- `schema`: the record schema (features, shapes, serialisation) and the names of the files
+            the jobs write (dataset, model folder, scoring partition).
+- `files`:  reading and writing those files, local paths and gs:// alike, through Beam's
+            FileSystems: paths, JSON, digests, UTC timestamps.
+- `counts`: merging nested counts, the combiner behind every job summary.
+
+`pipeline/`, `model/` and `jobs/` import from here; nothing here imports them.
+"""

@@ -1,0 +1,365 @@
+"""The scoring job's stages, one named composite transform each.
+
+    MatchInputs >> BatchPaths >> ReadFiles >> DecodeImages ─┐
+    MatchInputs >> ReadRecords ──────────────────────────────┴> Predict >> FormatPredictions
+    (every stage's rejects, `errors`) ──────────────────────────────────┐
+    (Predict's scored batches) ───────────────────────────────────────> Summarise
+
+Elements are batches (of paths, file contents, pixels, predictions), not single images:
+one sink write and one model call per batch. Every stage sends what it cannot handle to
+its `errors` output as {key, stage, error}, so every input ends up scored or explained.
+Predict takes a predictor factory (any picklable callable returning an object with
+`predict(uint8 [n, 28, 28]) -> probabilities [n, 10]`), so the stages run in tests
+without a trained model.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+from apache_beam.utils import shared
+
+from common import files, schema
+from common.counts import merge_counts
+from jobs.scoring import images
+
+ERRORS = "errors"
+CONFIDENCE_BINS = 10
+CSV_HEADER = ",".join(["key", "digit", "confidence", *[f"p{d}" for d in range(10)], "model"])
+
+
+@dataclass
+class PixelBatch:
+    keys: list[str]
+    pixels: np.ndarray  # uint8 [n, 28, 28]
+
+
+@dataclass
+class ScoredBatch:
+    keys: list[str]
+    probabilities: np.ndarray  # float32 [n, 10]
+
+
+def error_record(key: str, stage: str, error: str) -> dict:
+    return {"key": key, "stage": stage, "error": error}
+
+
+# --- Matching. ------------------------------------------------------------------------------
+
+
+def is_tfrecord(path: str) -> bool:
+    return ".tfrecord" in files.base_name(path)
+
+
+def match_pattern(pattern: str) -> list[tuple[str, int]]:
+    """(path, size) of each file a glob matches; size -1 for one that cannot be read.
+
+    Local globs go through Python's glob (`**` recurses) rather than Beam's, which quietly
+    skips files it cannot stat (a broken link): those must reach the errors output.
+    """
+    if not files.is_local(pattern):
+        return [(m.path, m.size_in_bytes) for m in files.match(pattern)]
+    matched = []
+    for path in glob.glob(os.path.expanduser(pattern), recursive=True):
+        if not os.path.isdir(path):
+            matched.append(
+                (os.path.abspath(path), os.path.getsize(path) if os.path.exists(path) else -1)
+            )
+    return matched
+
+
+def match_inputs(patterns) -> list[tuple[str, int]]:
+    """(path, size) of every file the patterns match; a pattern matching nothing is an error."""
+    found = {}
+    for pattern in patterns:
+        matched = match_pattern(pattern)
+        if not matched:
+            raise ValueError(f"--input {pattern!r} matches no files")
+        found.update(matched)
+    return sorted(found.items())
+
+
+class MatchInputs(beam.PTransform):
+    """Patterns -> image paths (first output) and TFRecord paths (second), each once."""
+
+    def expand(self, patterns):
+        paths = (
+            patterns
+            | "Match" >> beam.FlatMap(lambda pattern: [p for p, _ in match_pattern(pattern)])
+            | "Distinct" >> beam.Distinct()  # a file matched by two patterns is one input
+        )
+        return paths | "ByKind" >> beam.Partition(lambda path, _: int(is_tfrecord(path)), 2)
+
+
+# --- Reading and decoding image files. --------------------------------------------------------
+
+
+class _ReadFilesFn(beam.DoFn):
+    def process(self, paths):
+        contents = []
+        for path in paths:
+            try:
+                contents.append((path, files.read_bytes(path)))
+            except OSError as error:
+                yield beam.pvalue.TaggedOutput(
+                    ERRORS, error_record(path, "read", f"cannot read the file ({error})")
+                )
+        if contents:
+            yield contents
+
+
+class ReadFiles(beam.PTransform):
+    """Batches of paths -> batches of (path, bytes) (main) and error records (`errors`)."""
+
+    def expand(self, path_batches):
+        return path_batches | "ReadBytes" >> beam.ParDo(_ReadFilesFn()).with_outputs(
+            ERRORS, main="contents"
+        )
+
+
+class _DecodeFn(beam.DoFn):
+    def __init__(self, max_pixels: int):
+        self.max_pixels = max_pixels
+        self.decoded = Metrics.counter("DecodeImages", "decoded")
+        self.rejected = Metrics.counter("DecodeImages", "rejected")
+
+    def process(self, contents):
+        keys, pixels = [], []
+        for key, data in contents:
+            try:
+                pixels.append(self._pixels(data))
+                keys.append(key)
+                self.decoded.inc()
+            except images.Rejected as rejected:
+                self.rejected.inc()
+                yield beam.pvalue.TaggedOutput(
+                    ERRORS, error_record(key, rejected.stage, str(rejected))
+                )
+        if keys:
+            yield PixelBatch(keys, np.stack(pixels))
+
+    def _pixels(self, data: bytes) -> np.ndarray:
+        array = images.decode(data, self.max_pixels)
+        try:
+            return images.to_mnist_pixels(array)
+        except Exception as error:  # noqa: BLE001 - one image never fails the batch
+            raise images.Rejected("normalise", f"{type(error).__name__}: {error}") from None
+
+
+class DecodeImages(beam.PTransform):
+    """Batches of (key, image bytes) -> PixelBatches (main) and error records (`errors`)."""
+
+    def __init__(self, max_pixels: int = images.DEFAULT_MAX_PIXELS):
+        super().__init__()
+        self.max_pixels = max_pixels
+
+    def expand(self, content_batches):
+        return content_batches | "DecodeNormalise" >> beam.ParDo(
+            _DecodeFn(self.max_pixels)
+        ).with_outputs(ERRORS, main="batches")
+
+
+# --- Reading TFRecord shards. -----------------------------------------------------------------
+
+
+class _ReadRecordsFn(beam.DoFn):
+    def __init__(self, batch_size: int):
+        self.batch_size = batch_size
+
+    def process(self, path):
+        import tensorflow as tf
+
+        read = 0
+        try:
+            for serialized in self._batches(tf, path):
+                n = int(serialized.shape[0])
+                yield from self._parse(tf, path, serialized, read)
+                read += n
+        except (
+            tf.errors.DataLossError,
+            tf.errors.NotFoundError,
+            tf.errors.PermissionDeniedError,
+        ) as error:
+            yield beam.pvalue.TaggedOutput(
+                ERRORS,
+                error_record(
+                    f"{path}#{read}+",
+                    "read",
+                    f"corrupt or unreadable TFRecord file after {read} records: "
+                    + error.message.splitlines()[0],
+                ),
+            )
+
+    def _batches(self, tf, path: str):
+        # Shards written with `digits preprocess --compression gzip` keep their names.
+        with tf.io.gfile.GFile(path, "rb") as handle:
+            compression = "GZIP" if handle.read(2) == b"\x1f\x8b" else None
+        return tf.data.TFRecordDataset(path, compression_type=compression).batch(self.batch_size)
+
+    def _parse(self, tf, path: str, serialized, read: int):
+        try:
+            parsed = schema.parse_examples(serialized)
+        except tf.errors.InvalidArgumentError as error:
+            reason = "not a record in the project's schema: " + error.message.splitlines()[0]
+            for i in range(int(serialized.shape[0])):
+                yield beam.pvalue.TaggedOutput(
+                    ERRORS, error_record(f"{path}#{read + i}", "parse", reason)
+                )
+            return
+        pixels = np.round(parsed[schema.IMAGE_KEY].numpy()[..., 0] * schema.PIXEL_MAX)
+        keys = [k.decode() for k in parsed[schema.KEY_KEY].numpy()]
+        yield PixelBatch(keys, np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+class ReadRecords(beam.PTransform):
+    """TFRecord shard paths -> PixelBatches (main) and error records (`errors`)."""
+
+    def __init__(self, batch_size: int):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def expand(self, paths):
+        return (
+            paths
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadParse"
+            >> beam.ParDo(_ReadRecordsFn(self.batch_size)).with_outputs(ERRORS, main="batches")
+        )
+
+
+# --- Predicting. ------------------------------------------------------------------------------
+
+
+class _Holder:
+    """Shared.acquire needs a weak-referenceable object."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _PredictFn(beam.DoFn):
+    """Scores PixelBatches with a predictor made once per worker process and shared."""
+
+    def __init__(self, predictor_factory: Callable, handle: shared.Shared):
+        self.predictor_factory = predictor_factory
+        self._handle = handle
+        self.scored = Metrics.counter("Predict", "scored")
+
+    def setup(self):
+        self.predictor = self._handle.acquire(lambda: _Holder(self.predictor_factory()))
+
+    def process(self, batch: PixelBatch):
+        try:
+            probabilities = np.asarray(self.predictor.value.predict(batch.pixels), np.float32)
+        except Exception as error:  # noqa: BLE001 - account for the batch, never lose it
+            for key in batch.keys:
+                yield beam.pvalue.TaggedOutput(
+                    ERRORS, error_record(key, "predict", f"{type(error).__name__}: {error}")
+                )
+            return
+        self.scored.inc(len(batch.keys))
+        yield ScoredBatch(batch.keys, probabilities)
+
+
+class Predict(beam.PTransform):
+    """PixelBatches -> ScoredBatches (main) and error records (`errors`).
+
+    `predictor_factory()` is called once per worker process, e.g.
+    `functools.partial(model.serving.Predictor, "out/model")`.
+    """
+
+    def __init__(self, predictor_factory: Callable):
+        super().__init__()
+        self.predictor_factory = predictor_factory
+
+    def expand(self, batches):
+        return batches | "RunModel" >> beam.ParDo(
+            _PredictFn(self.predictor_factory, shared.Shared())
+        ).with_outputs(ERRORS, main="scored")
+
+
+# --- Formatting and summarising. ----------------------------------------------------------------
+
+
+def format_predictions(batch: ScoredBatch, model_id: str, output_format: str) -> str:
+    """A batch's predictions as lines of JSON (or CSV), joined: one sink write per batch."""
+    digits = batch.probabilities.argmax(axis=1)
+    confidence = batch.probabilities.max(axis=1)
+    rows = zip(batch.keys, digits, confidence, batch.probabilities, strict=True)
+    if output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for key, digit, conf, probs in rows:
+            writer.writerow(
+                [key, int(digit), f"{conf:.6f}", *[f"{p:.6f}" for p in probs], model_id]
+            )
+        return buffer.getvalue().rstrip("\n")
+    return "\n".join(
+        json.dumps(
+            {
+                "key": key,
+                "digit": int(digit),
+                "confidence": round(float(conf), 6),
+                "probabilities": [round(float(p), 6) for p in probs],
+                "model": model_id,
+            },
+            ensure_ascii=False,
+        )
+        for key, digit, conf, probs in rows
+    )
+
+
+class FormatPredictions(beam.PTransform):
+    """ScoredBatches -> one text element per batch: JSON lines, or CSV rows (no header)."""
+
+    def __init__(self, model_id: str, output_format: str = "jsonl"):
+        super().__init__()
+        self.model_id, self.output_format = model_id, output_format
+
+    def expand(self, scored):
+        return scored | "ToText" >> beam.Map(format_predictions, self.model_id, self.output_format)
+
+
+def empty_stats() -> dict:
+    return {
+        "scored": 0,
+        "digits": [0] * schema.NUM_CLASSES,
+        "confidence": [0] * CONFIDENCE_BINS,
+        "failed": {},
+    }
+
+
+def batch_stats(batch: ScoredBatch) -> dict:
+    """Counts of one batch: scored, predicted digits, confidence histogram (10 bins)."""
+    confidence = batch.probabilities.max(axis=1)
+    return {
+        "scored": len(batch.keys),
+        "digits": np.bincount(
+            batch.probabilities.argmax(axis=1), minlength=schema.NUM_CLASSES
+        ).tolist(),
+        "confidence": np.histogram(confidence, bins=CONFIDENCE_BINS, range=(0, 1))[0].tolist(),
+    }
+
+
+class Summarise(beam.PTransform):
+    """(ScoredBatches, error records) -> one dict: scored, digits, confidence, failed by stage."""
+
+    def expand(self, inputs):
+        scored, errors = inputs
+        counted = scored | "CountScored" >> beam.Map(batch_stats)
+        failed = errors | "CountFailure" >> beam.Map(lambda e: {"failed": {e["stage"]: 1}})
+        return (
+            (counted, failed)
+            | "AllCounts" >> beam.Flatten()
+            | "Merge" >> beam.CombineGlobally(merge_counts)
+            | "Complete" >> beam.Map(lambda total: merge_counts([empty_stats(), total]))
+        )

@@ -1,0 +1,237 @@
+"""Each scoring stage alone, on in-memory data, with a fake predictor: no trained model."""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from jobs.scoring.transforms import (
+    CSV_HEADER,
+    DecodeImages,
+    FormatPredictions,
+    MatchInputs,
+    PixelBatch,
+    Predict,
+    ReadFiles,
+    ReadRecords,
+    ScoredBatch,
+    Summarise,
+)
+from tests.fakes import (
+    BAD,
+    BarPredictor,
+    BrokenPredictor,
+    digit_like_images,
+    encoded,
+    enlarge,
+    write_tfrecord,
+)
+
+MODEL_ID = "sha256:0123456789abcdef"
+
+
+def _keys_and_pixels(batches):
+    return batches | beam.FlatMap(
+        lambda b: [(k, int(p.sum())) for k, p in zip(b.keys, b.pixels, strict=True)]
+    )
+
+
+def _stages(errors):
+    return errors | beam.Map(lambda e: (e["key"], e["stage"]))
+
+
+def test_match_inputs_splits_images_from_records_and_counts_each_file_once(tmp_path):
+    for name in ("a.png", "b.jpg", "mnist-test.tfrecord-00000-of-00001"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.png").write_bytes(b"x")
+    patterns = [str(tmp_path / "*"), str(tmp_path / "*.png"), str(tmp_path / "**" / "*.png")]
+    with TestPipeline() as p:
+        images, records = p | beam.Create(patterns) | MatchInputs()
+        expected = [str(tmp_path / n) for n in ("a.png", "b.jpg", "sub/c.png")]
+        assert_that(images, equal_to(expected), label="Images")
+        assert_that(
+            records,
+            equal_to([str(tmp_path / "mnist-test.tfrecord-00000-of-00001")]),
+            label="Records",
+        )
+
+
+def test_read_files_gives_contents_and_explains_unreadable_files(tmp_path):
+    (tmp_path / "ok.png").write_bytes(b"data")
+    paths = [str(tmp_path / "ok.png"), str(tmp_path / "gone.png")]
+    with TestPipeline() as p:
+        read = p | beam.Create([paths]) | ReadFiles()
+        assert_that(read.contents, equal_to([[(paths[0], b"data")]]), label="Contents")
+        assert_that(_stages(read.errors), equal_to([(paths[1], "read")]), label="Errors")
+
+
+def test_decode_images_normalises_every_valid_kind_and_rejects_bad_bytes_by_stage(tmp_path):
+    digits, _ = digit_like_images(3)
+    contents = [
+        ("mnist.png", encoded(digits[0])),
+        ("big-inverted.jpg", encoded(255 - enlarge(digits[1], 90), "JPEG")),
+        ("rgb.png", encoded(np.stack([enlarge(digits[2], 56)] * 3, axis=-1))),
+    ]
+    for name, (write, _) in BAD.items():
+        write(tmp_path / name, digits[0])
+        if name != "dangling.png":  # a read failure: ReadFiles' business
+            contents.append((name, (tmp_path / name).read_bytes()))
+    with TestPipeline() as p:
+        decoded = p | beam.Create([contents]) | DecodeImages()
+        shapes = decoded.batches | beam.FlatMap(
+            lambda b: [
+                (k, p.shape, str(p.dtype), int(p.max()) > 200)
+                for k, p in zip(b.keys, b.pixels, strict=True)
+            ]
+        )
+        assert_that(
+            shapes,
+            equal_to(
+                [
+                    (name, (28, 28), "uint8", True)
+                    for name in ("mnist.png", "big-inverted.jpg", "rgb.png")
+                ]
+            ),
+            label="Decoded",
+        )
+        expected_errors = [(n, stage) for n, (_, stage) in BAD.items() if n != "dangling.png"]
+        assert_that(_stages(decoded.errors), equal_to(expected_errors), label="Errors")
+
+
+def test_decode_images_passes_mnist_shaped_pixels_through_unchanged():
+    digits, _ = digit_like_images(2)
+    contents = [(f"d{i}", encoded(d)) for i, d in enumerate(digits)]
+    with TestPipeline() as p:
+        decoded = p | beam.Create([contents]) | DecodeImages()
+        expected = [(f"d{i}", int(d.sum())) for i, d in enumerate(digits)]
+        assert_that(_keys_and_pixels(decoded.batches), equal_to(expected))
+
+
+def test_read_records_gives_pixels_and_explains_corrupt_shards(tmp_path):
+    digits, labels = digit_like_images(7)
+    keys = write_tfrecord(tmp_path / "good.tfrecord", digits, labels)
+    (tmp_path / "bad.tfrecord").write_bytes(b"\0" * 40)
+    paths = [str(tmp_path / "good.tfrecord"), str(tmp_path / "bad.tfrecord")]
+    with TestPipeline() as p:
+        read = p | beam.Create(paths) | ReadRecords(batch_size=3)
+        expected = [(k, int(d.sum())) for k, d in zip(keys, digits, strict=True)]
+        assert_that(_keys_and_pixels(read.batches), equal_to(expected), label="Pixels")
+        assert_that(_stages(read.errors), equal_to([(paths[1] + "#0+", "read")]), label="Errors")
+
+
+def test_predict_uses_the_injected_predictor_and_keeps_keys_with_their_rows():
+    digits, labels = digit_like_images(12, seed=4)
+    batches = [
+        PixelBatch([f"k{i}" for i in range(0, 5)], digits[:5]),
+        PixelBatch([f"k{i}" for i in range(5, 12)], digits[5:]),
+    ]
+    with TestPipeline() as p:
+        predicted = p | beam.Create(batches) | Predict(BarPredictor)
+        digits_out = predicted.scored | beam.FlatMap(
+            lambda b: list(zip(b.keys, b.probabilities.argmax(axis=1).tolist(), strict=True))
+        )
+        assert_that(
+            digits_out, equal_to([(f"k{i}", int(labels[i])) for i in range(12)]), label="Digits"
+        )
+        assert_that(predicted.errors, equal_to([]), label="NoErrors")
+
+
+def test_a_failing_predictor_sends_every_key_of_the_batch_to_errors():
+    digits, _ = digit_like_images(3)
+    with TestPipeline() as p:
+        predicted = (
+            p | beam.Create([PixelBatch(["a", "b", "c"], digits)]) | Predict(BrokenPredictor)
+        )
+        assert_that(predicted.scored, equal_to([]), label="NothingScored")
+        assert_that(
+            predicted.errors | beam.Map(lambda e: (e["key"], e["stage"], e["error"])),
+            equal_to([(k, "predict", "RuntimeError: out of memory") for k in "abc"]),
+            label="Errors",
+        )
+
+
+def _scored(keys, digits):
+    probabilities = np.full((len(keys), 10), 0.01, np.float32)
+    probabilities[np.arange(len(keys)), digits] = 0.91
+    return ScoredBatch(list(keys), probabilities)
+
+
+def test_format_predictions_as_json_lines():
+    with TestPipeline() as p:
+        lines = p | beam.Create([_scored(["x.png", "ü.png"], [3, 8])]) | FormatPredictions(MODEL_ID)
+        rows = lines | beam.FlatMap(lambda text: [json.loads(line) for line in text.split("\n")])
+        assert_that(
+            rows,
+            equal_to(
+                [
+                    {
+                        "key": key,
+                        "digit": digit,
+                        "confidence": 0.91,
+                        "probabilities": [0.91 if d == digit else 0.01 for d in range(10)],
+                        "model": MODEL_ID,
+                    }
+                    for key, digit in (("x.png", 3), ("ü.png", 8))
+                ]
+            ),
+        )
+
+
+def test_format_predictions_as_csv_rows_matching_the_header():
+    with TestPipeline() as p:
+        lines = p | beam.Create([_scored(["a,b.png"], [5])]) | FormatPredictions(MODEL_ID, "csv")
+        assert_that(
+            lines,
+            equal_to(
+                [
+                    '"a,b.png",5,0.910000,'
+                    + ",".join("0.910000" if d == 5 else "0.010000" for d in range(10))
+                    + f",{MODEL_ID}"
+                ]
+            ),
+        )
+    assert CSV_HEADER.split(",")[:3] == ["key", "digit", "confidence"]
+    assert len(CSV_HEADER.split(",")) == 14
+
+
+def test_summarise_counts_scored_digits_confidence_and_failures_by_stage():
+    scored = [_scored(["a", "b"], [1, 1]), _scored(["c"], [7])]
+    errors = [{"key": "x", "stage": "read", "error": "?"}] * 2 + [
+        {"key": "y", "stage": "decode", "error": "?"}
+    ]
+    with TestPipeline() as p:
+        summary = (
+            p | "Scored" >> beam.Create(scored),
+            p | "Errors" >> beam.Create(errors),
+        ) | Summarise()
+        digits = [0] * 10
+        digits[1], digits[7] = 2, 1
+        confidence = [0] * 10
+        confidence[9] = 3
+        assert_that(
+            summary,
+            equal_to(
+                [
+                    {
+                        "scored": 3,
+                        "digits": digits,
+                        "confidence": confidence,
+                        "failed": {"read": 2, "decode": 1},
+                    }
+                ]
+            ),
+        )
+
+
+def test_summarise_of_nothing_is_all_zeros():
+    with TestPipeline() as p:
+        empty = p | "Scored" >> beam.Create([]), p | "Errors" >> beam.Create([])
+        assert_that(
+            empty | Summarise(),
+            equal_to([{"scored": 0, "digits": [0] * 10, "confidence": [0] * 10, "failed": {}}]),
+        )
