@@ -70,6 +70,31 @@ class ScoreConfig:
 
 
 def parse_args(argv) -> tuple[ScoreConfig, list[str]]:
+    """The job's options (a checked ScoreConfig) and the rest, which are Beam's."""
+    args, beam_args = _parser().parse_known_args(argv)
+    args.date = resolve_date(args.date)
+    if not 0 <= args.max_error_rate <= 1:
+        raise ValueError(f"--max-error-rate {args.max_error_rate}: must be between 0 and 1")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size}: must be at least 1")
+    args.inputs = tuple(args.inputs)
+    return ScoreConfig(**vars(args)), beam_args
+
+
+def resolve_date(date: str | None) -> str | None:
+    """YYYY-MM-DD, checked; `today` / `yesterday` (UTC) for schedulers that cannot template."""
+    if date in ("today", "yesterday"):
+        day = time.time() - (86_400 if date == "yesterday" else 0)
+        date = time.strftime("%Y-%m-%d", time.gmtime(day))
+    if date:
+        try:
+            time.strptime(date, "%Y-%m-%d")
+        except ValueError:
+            raise ValueError(f"--date {date!r}: expected YYYY-MM-DD") from None
+    return date
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digits score",
         description="Scores PNG/JPEG images and TFRecord shards with an exported model "
@@ -108,21 +133,7 @@ def parse_args(argv) -> tuple[ScoreConfig, list[str]]:
         help="refuse images with more pixels (decompression bombs)",
     )
     parser.add_argument("--force", action="store_true", help="rescore a date already scored")
-    args, beam_args = parser.parse_known_args(argv)
-    if args.date in ("today", "yesterday"):  # for schedulers that cannot template a date
-        day = time.time() - (86_400 if args.date == "yesterday" else 0)
-        args.date = time.strftime("%Y-%m-%d", time.gmtime(day))
-    if args.date:
-        try:
-            time.strptime(args.date, "%Y-%m-%d")
-        except ValueError:
-            raise ValueError(f"--date {args.date!r}: expected YYYY-MM-DD") from None
-    if not 0 <= args.max_error_rate <= 1:
-        raise ValueError(f"--max-error-rate {args.max_error_rate}: must be between 0 and 1")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size {args.batch_size}: must be at least 1")
-    args.inputs = tuple(args.inputs)
-    return ScoreConfig(**vars(args)), beam_args
+    return parser
 
 
 def predictor_factory(model: str):

@@ -1,7 +1,7 @@
 """Training job: streams a preprocessed dataset into the CNN, evaluates it, exports it.
 
     digits train --data out/data --output out/model                  # the notebook: seed, 10 epochs
-    digits train --data out/data --output out/model --model strong   # 99.6%+ recipe
+    digits train --data out/data --output out/model --model strong   # the stronger recipe
     python -m jobs.train --data out/data --output out/model          # the same
 
 Killed midway, the same command resumes from the last finished epoch (Keras

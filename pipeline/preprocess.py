@@ -56,6 +56,15 @@ class PreprocessConfig:
 
 
 def parse_args(argv: list[str] | None) -> tuple[PreprocessConfig, list[str]]:
+    """The job's options (a checked PreprocessConfig) and the rest, which are Beam's."""
+    known, beam_args = _parser().parse_known_args(argv)
+    config = PreprocessConfig(**vars(known))
+    if config.num_shards < 0:
+        raise ValueError(f"--num-shards must be 0 (automatic) or more, got {config.num_shards}")
+    return config, beam_args
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digits preprocess",
         description="Raw MNIST IDX files -> sharded, normalised TFRecords (Apache Beam). "
@@ -92,11 +101,7 @@ def parse_args(argv: list[str] | None) -> tuple[PreprocessConfig, list[str]]:
         help="for other IDX datasets of MNIST's shape (Fashion-MNIST, KMNIST, "
         "your own): header checks still apply, MNIST's digests do not",
     )
-    known, beam_args = parser.parse_known_args(argv)
-    config = PreprocessConfig(**vars(known))
-    if config.num_shards < 0:
-        raise ValueError(f"--num-shards must be 0 (automatic) or more, got {config.num_shards}")
-    return config, beam_args
+    return parser
 
 
 def plan_sources(config: PreprocessConfig, source_dir: str) -> tuple[list[SplitSource], dict]:
