@@ -14,10 +14,20 @@ setup(
     "tf.data training, Beam batch scoring.",
     python_requires=">=3.11,<3.12",
     packages=find_packages(
-        include=["common", "common.*", "pipeline", "pipeline.*", "model", "model.*", "jobs", "jobs.*"]
+        include=[
+            "common",
+            "common.*",
+            "pipeline",
+            "pipeline.*",
+            "model",
+            "model.*",
+            "jobs",
+            "jobs.*",
+        ]
     ),
     install_requires=[
-        "apache-beam>=2.77,<2.78",
+        # [gcp]: gs:// paths and Dataflow submission work without another install step.
+        "apache-beam[gcp]>=2.77,<2.78",
         "google-crc32c>=1.5",  # fast TFRecord checksums for Beam's TFRecord code
         "tensorflow>=2.21,<2.22",
         "tensorboard>=2.21,<2.22",  # Keras' TensorBoard callback (no longer pulled in by TF)
@@ -27,8 +37,9 @@ setup(
         "matplotlib>=3.9",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.15"],
-        "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
+        # gcp-storage-emulator: a real GCS server on 127.0.0.1 for the tests and for
+        # trying the gs:// paths without a cloud account (README, "On Dataflow").
+        "test": ["pytest>=8", "ruff>=0.15", "gcp-storage-emulator>=2026.7"],
     },
     entry_points={"console_scripts": ["digits=jobs.cli:main"]},
 )

@@ -2,18 +2,46 @@
 
 Every job goes through these few functions, so a path is a path wherever it points.
 Files are opened uncompressed: Beam would otherwise un-gzip a `.gz` by its name.
+
+Where TensorFlow must touch a file itself (Keras save and load, tf.data over shards), the
+jobs stage through a local folder: `local_copy`, `download_tree`, `upload_tree`. (TF's own
+GCS client has no endpoint override, so this also keeps every gs:// byte on one client.)
+
+With STORAGE_EMULATOR_HOST set (a GCS emulator, e.g. `gcp-storage-emulator` on 127.0.0.1),
+Beam is told there are no Google credentials to look for, so it talks to the emulator at
+once instead of retrying the metadata server for half a minute.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import re
+import shutil
+import tempfile
 import time
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 _CHUNK = 1 << 24
+EMULATOR_VARIABLE = "STORAGE_EMULATOR_HOST"
+
+
+def _no_credentials_for_an_emulator() -> None:
+    if not os.environ.get(EMULATOR_VARIABLE):
+        return
+    try:
+        from apache_beam.internal.gcp import auth
+    except ImportError:  # Beam without its GCP extras: no gs:// at all
+        return
+    auth._Credentials._credentials_init = True
+    auth._Credentials._credentials = None
+
+
+_no_credentials_for_an_emulator()
 
 
 def join(directory: str, *names: str) -> str:
@@ -37,13 +65,19 @@ def open_read(path: str):
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
+def open_write(path: str, mime_type: str = "application/octet-stream"):
+    return FileSystems.create(
+        path, mime_type=mime_type, compression_type=CompressionTypes.UNCOMPRESSED
+    )
+
+
 def read_bytes(path: str) -> bytes:
     with open_read(path) as handle:
         return handle.read()
 
 
 def write_bytes(path: str, payload: bytes, mime_type: str = "application/octet-stream") -> None:
-    with FileSystems.create(path, mime_type=mime_type) as handle:
+    with open_write(path, mime_type) as handle:
         handle.write(payload)
 
 
@@ -78,6 +112,102 @@ def delete(path: str, missing_ok: bool = False) -> None:
 def match(pattern: str) -> list:
     """The metadata (path, size_in_bytes) of every file `pattern` matches; [] for none."""
     return FileSystems.match([pattern])[0].metadata_list
+
+
+def copy(source: str, destination: str) -> None:
+    """Copies one file between any two file systems (local, gs://), streaming."""
+    with open_read(source) as reader, open_write(destination) as writer:
+        while chunk := reader.read(_CHUNK):
+            writer.write(chunk)
+
+
+def list_tree(directory: str) -> list[str]:
+    """Paths relative to `directory` of every file under it, at any depth; [] if none."""
+    root = directory.rstrip("/") + "/"
+    if is_local(directory) and not os.path.isdir(directory):
+        return []
+    return sorted(m.path[len(root) :] for m in match(root + "**") if m.path.startswith(root))
+
+
+def download_tree(directory: str, local: str, names: list[str] | None = None) -> list[str]:
+    """Copies every file under `directory` (or just `names`, relative) into `local`."""
+    names = list_tree(directory) if names is None else names
+    for name in names:
+        target = os.path.join(local, *name.split("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        copy(join(directory, name), target)
+    return names
+
+
+def upload_tree(local: str, directory: str, names: list[str] | None = None) -> list[str]:
+    """Copies every file under the local folder `local` (or just `names`) to `directory`."""
+    if names is None:
+        names = sorted(
+            os.path.relpath(os.path.join(root, name), local).replace(os.sep, "/")
+            for root, _, found in os.walk(local)
+            for name in found
+        )
+    for name in names:
+        copy(os.path.join(local, *name.split("/")), join(directory, name))
+    return names
+
+
+def delete_tree(directory: str) -> None:
+    """Deletes every file under `directory` (and, locally, the folder); nothing if absent."""
+    if is_local(directory):
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    found = list_tree(directory)
+    if found:
+        FileSystems.delete([join(directory, name) for name in found])
+
+
+@contextlib.contextmanager
+def local_copy(path: str):
+    """Yields a local path with `path`'s bytes: `path` itself when local, else a temporary
+    copy, removed on exit. For readers that only take local files (Keras' load_model)."""
+    if is_local(path):
+        yield path
+        return
+    folder = tempfile.mkdtemp(prefix="digits-")
+    try:
+        local = os.path.join(folder, base_name(path))
+        copy(path, local)
+        yield local
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def storage_problem(error: BaseException) -> str | None:
+    """A sentence for a user when `error` is a cloud-storage failure (no bucket, no
+    permission, no credentials), naming the bucket and the fix; None for anything else."""
+    text = " ".join(_messages(error))
+    bucket = re.search(r"/b/([^/?\s'\"]+)", text)
+    where = f"gs://{bucket.group(1)}" if bucket else "Google Cloud Storage"
+    if "DefaultCredentialsError" in text or "credentials were not found" in text:
+        return (
+            f"{where}: no Google credentials found. Run `gcloud auth application-default "
+            "login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file."
+        )
+    if re.search(r"\b403\b|Forbidden", text):
+        return (
+            f"{where}: permission denied. Grant this account access to the bucket "
+            "(roles/storage.objectAdmin) or use a bucket it can write."
+        )
+    if bucket and re.search(r"\b404\b|NotFound", text):
+        return (
+            f"{where}: bucket not found. Create it (`gcloud storage buckets create "
+            f"{where}`) or check the name."
+        )
+    return None
+
+
+def _messages(error: BaseException):
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield f"{type(error).__name__}: {error}"
+        error = error.__cause__ or error.__context__
 
 
 def utc_timestamp(seconds: float | None = None) -> str:

@@ -12,10 +12,13 @@ a short model card.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
+import shutil
 import sys
+import tempfile
 
 import keras
 import matplotlib
@@ -24,13 +27,28 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import schema  # noqa: E402
+from common import files, schema  # noqa: E402
 from model import data, serving  # noqa: E402
 
 
-def predict_split(model: keras.Model, data_dir: str, split: str = "test") -> dict:
+@contextlib.contextmanager
+def report_folder(output: str):
+    """Yields a local folder to write the report in; uploaded afterwards if `output` is gs://."""
+    if files.is_local(output):
+        os.makedirs(output, exist_ok=True)
+        yield output
+        return
+    local = tempfile.mkdtemp(prefix="digits-report-")
+    try:
+        yield local
+        files.upload_tree(local, output)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def predict_split(model: keras.Model, data_dir: str, split: str = "test", verify=True) -> dict:
     images, labels, keys, probabilities = [], [], [], []
-    for batch in data.records(data_dir, split, 512):
+    for batch in data.records(data_dir, split, 512, verify=verify):
         probabilities.append(model.predict_on_batch(batch[schema.IMAGE_KEY]))
         images.append(batch[schema.IMAGE_KEY].numpy()[..., 0])
         labels.append(batch[schema.LABEL_KEY].numpy())
@@ -200,19 +218,19 @@ def run(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     training = serving.training_metrics(args.model)
     model = serving.load_model(args.model)
-    manifest = data.read_manifest(args.data)
-    test = predict_split(model, args.data)
+    with data.local_dataset(args.data) as dataset:
+        test = predict_split(model, dataset.path, verify=not dataset.verified)
     results = classification_metrics(test["labels"], test["probabilities"])
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "evaluation.json"), "w") as handle:
-        json.dump(
-            {"model": training["model"], "model_id": training.get("model_id"), **results},
-            handle,
-            indent=2,
-        )
-    write_pictures(test, results, training["model"], args.output)
-    with open(os.path.join(args.output, "report.md"), "w") as handle:
-        handle.write(model_card(model, training, results, manifest))
+    with report_folder(args.output) as output:
+        with open(os.path.join(output, "evaluation.json"), "w") as handle:
+            json.dump(
+                {"model": training["model"], "model_id": training.get("model_id"), **results},
+                handle,
+                indent=2,
+            )
+        write_pictures(test, results, training["model"], output)
+        with open(os.path.join(output, "report.md"), "w") as handle:
+            handle.write(model_card(model, training, results, dataset.manifest))
     print(
         f"test accuracy {results['accuracy']:.4f}, loss {results['loss']:.4f}; "
         f"report in {args.output}/report.md"
@@ -248,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
         run(argv)
     except (ValueError, data.DatasetError) as error:
         print(f"digits evaluate: error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # a bucket that is missing or closed to us: say so, no trace
+        if (problem := files.storage_problem(error)) is None:
+            raise
+        print(f"digits evaluate: error: {problem}", file=sys.stderr)
         return 2
     return 0
 

@@ -271,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ModelRefused) as error:
         print(f"digits score: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # a bucket that is missing or closed to us: say so, no trace
+        if (problem := files.storage_problem(error)) is None:
+            raise
+        print(f"digits score: error: {problem}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -29,11 +29,13 @@ from dataclasses import asdict, dataclass
 import keras
 import tensorflow as tf
 
-from common import schema
+from common import files, schema
+from jobs import model_folder
 from model import cnn, data, export, serving
 from model.configs import RECIPES, TrainConfig, recipe
 
 BEST_WEIGHTS = "best.weights.h5"
+RESUME_FILES = (schema.HISTORY_FILE, BEST_WEIGHTS)  # beside Keras' backup/
 log = logging.getLogger("digits.train")
 # Keras warns that fit's shuffle does not apply to a tf.data input: ours shuffles itself.
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
@@ -163,15 +165,24 @@ def prepare_output(model_dir: str) -> bool:
     return False
 
 
-def train(config: TrainConfig, data_dir: str, model_dir: str, plan: DevicePlan) -> dict:
-    """inputs -> callbacks (resume included) -> fit -> choose epoch -> export -> metrics."""
+def train(
+    config: TrainConfig,
+    dataset: data.LocalDataset,
+    model_dir: str,
+    plan: DevicePlan,
+    sync: keras.callbacks.Callback | None = None,
+) -> dict:
+    """inputs -> callbacks (resume included) -> fit -> choose epoch -> export -> metrics.
+
+    `model_dir` is local; `sync`, if given, runs after each epoch's backup (see
+    jobs.model_folder for a model folder on a bucket).
+    """
     keras.utils.set_random_seed(config.seed)
-    manifest = data.read_manifest(data_dir)
-    splits = make_inputs(config, data_dir, manifest, plan)
-    steps_per_epoch = math.ceil(data.split_size(manifest, "train") / config.batch_size)
+    n_train = data.split_size(dataset.manifest, "train")
+    splits = make_inputs(config, dataset, plan)
     with make_strategy(plan).scope():
-        model = compile_model(config, plan, steps_per_epoch)
-    callbacks = make_callbacks(model_dir, data.split_size(manifest, "train"), config.epochs)
+        model = compile_model(config, plan, math.ceil(n_train / config.batch_size))
+    callbacks = make_callbacks(model_dir, n_train, config.epochs) + ([sync] if sync else [])
     started = time.perf_counter()
     model.fit(
         splits["train"],
@@ -188,7 +199,7 @@ def train(config: TrainConfig, data_dir: str, model_dir: str, plan: DevicePlan) 
     metrics = {
         "model": config.model,
         "config": asdict(config),
-        "data": os.path.abspath(data_dir),
+        "data": dataset.source,
         "parameters": int(model.count_params()),
         "device": asdict(plan),
         "chosen_epoch": chosen,
@@ -203,18 +214,19 @@ def train(config: TrainConfig, data_dir: str, model_dir: str, plan: DevicePlan) 
 
 
 def make_inputs(
-    config: TrainConfig, data_dir: str, manifest: dict, plan: DevicePlan
+    config: TrainConfig, dataset: data.LocalDataset, plan: DevicePlan
 ) -> dict[str, tf.data.Dataset]:
     """The three splits as (images, one-hot labels) batches; only train is shuffled."""
     return {
         split: data.supervised(
-            data_dir,
+            dataset.path,
             split,
             config.batch_size,
             training=split == "train",
             seed=config.seed,
             shuffle_buffer=config.shuffle_buffer,
-            manifest=manifest,
+            manifest=dataset.manifest,
+            verify=not dataset.verified,
             device=plan.prefetch_device,
         )
         for split in schema.SPLITS
@@ -288,7 +300,15 @@ def run(argv: list[str] | None = None) -> dict:
     )
     for note in plan.notes:
         log.warning(note)
-    metrics = train(config, args.data, args.output, plan)
+    with (
+        data.local_dataset(args.data) as dataset,
+        model_folder.working_folder(args.output) as local,
+    ):
+        remote = not files.is_local(args.output)
+        sync = model_folder.SyncToBucket(local, args.output, RESUME_FILES) if remote else None
+        metrics = train(config, dataset, local, plan, sync)
+        if remote:
+            model_folder.publish(local, args.output)
     print(
         f"{config.model}: validation accuracy {metrics['validation']['accuracy']:.4f}, "
         f"test accuracy {metrics['test']['accuracy']:.4f} (epoch {metrics['chosen_epoch']}); "
@@ -306,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     except tf.errors.DataLossError as error:
         print(f"digits train: corrupt input: {error.message}", file=sys.stderr)
         return 1
+    except Exception as error:  # a bucket that is missing or closed to us: say so, no trace
+        if (problem := files.storage_problem(error)) is None:
+            raise
+        print(f"digits train: error: {problem}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -12,9 +12,19 @@ One linear chain, in this order and for these reasons:
 A dataset folder is trusted only when its manifest is there (written last by the
 pipeline), and every shard is checked against the manifest's size and SHA-256 before a
 single record is read: a missing, truncated or corrupt shard stops the job naming it.
+
+A dataset on gs:// is first copied to a local folder (`local_dataset`), each shard
+verified against the manifest while it is copied, and streamed from there.
 """
 
 from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 
 import tensorflow as tf
 
@@ -34,6 +44,48 @@ def read_manifest(data_dir: str) -> dict:
             f"`digits preprocess --output {data_dir}` first."
         )
     return files.read_json(path)
+
+
+@dataclass(frozen=True)
+class LocalDataset:
+    source: str  # where the dataset lives (local path or gs://)
+    path: str  # a local folder holding the manifest and the shards
+    manifest: dict
+    verified: bool  # shards already checked against the manifest (while copied)
+
+
+@contextlib.contextmanager
+def local_dataset(data_dir: str):
+    """Yields a LocalDataset: `data_dir` itself when local, else a temporary local copy."""
+    manifest = read_manifest(data_dir)
+    if files.is_local(data_dir):
+        yield LocalDataset(os.path.abspath(data_dir), data_dir, manifest, verified=False)
+        return
+    local = tempfile.mkdtemp(prefix="digits-data-")
+    try:
+        for split in manifest["splits"].values():
+            for shard in split["shards"]:
+                _copy_verified(files.join(data_dir, shard["file"]), local, shard)
+        files.write_json(os.path.join(local, schema.MANIFEST_FILE), manifest)
+        yield LocalDataset(data_dir, local, manifest, verified=True)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def _copy_verified(source: str, local: str, shard: dict) -> None:
+    """Copies one shard, hashing as it goes: one read of the bucket, verified."""
+    if not files.exists(source):
+        raise DatasetError(f"shard {source} is missing; rerun `digits preprocess`")
+    digest = hashlib.sha256()
+    with files.open_read(source) as reader, open(os.path.join(local, shard["file"]), "wb") as out:
+        while chunk := reader.read(1 << 24):
+            digest.update(chunk)
+            out.write(chunk)
+    if digest.hexdigest() != shard["sha256"]:
+        raise DatasetError(
+            f"shard {source} does not match the manifest's SHA-256 (truncated or corrupt); "
+            "rerun `digits preprocess` to rebuild the dataset"
+        )
 
 
 def shard_paths(data_dir: str, split: str, manifest: dict, verify: bool = True) -> list[str]:

@@ -56,11 +56,11 @@ def model_id(path: str) -> str:
 
 def load_model(model: str) -> keras.Model:
     """Loads a finished model folder or .keras file in safe mode (see the module docstring)."""
-    path = keras_path(model)
-    try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except ValueError as error:
-        raise ModelRefused(f"--model {model}: refused in safe mode: {error}") from error
+    with files.local_copy(keras_path(model)) as path:  # Keras reads local files only
+        try:
+            return keras.saving.load_model(path, compile=False, safe_mode=True)
+        except ValueError as error:
+            raise ModelRefused(f"--model {model}: refused in safe mode: {error}") from error
 
 
 def training_metrics(model_dir: str) -> dict:

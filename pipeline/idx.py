@@ -13,7 +13,6 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
 
 from common import files
 
@@ -97,7 +96,8 @@ def peek_count(path: str, magic: int) -> int:
     """The record count from the header alone (cheap: reads 16 bytes), to plan the job."""
     ndim = 3 if magic == IMAGES_MAGIC else 1
     try:
-        with FileSystems.open(path) as handle:  # decompresses .gz on the fly
+        with files.open_read(path) as raw:
+            handle = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
             head = handle.read(4 + 4 * ndim)
     except FileNotFoundError as error:
         raise IdxError(f"{path}: file not found") from error

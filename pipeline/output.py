@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import shutil
 import struct
+import tempfile
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -80,7 +83,28 @@ def shard_files(directory: str, split: str) -> list[str]:
 
 
 def write_tfds_metadata(directory: str, shards: dict[str, list[dict]], description: str) -> None:
-    """dataset_info.json and features.json, so `tfds.builder_from_directory` loads the output."""
+    """dataset_info.json and features.json, so `tfds.builder_from_directory` loads the output.
+
+    TFDS writes through TensorFlow's own file system, so for gs:// they are written in a
+    local folder first (beside empty stand-ins named like the shards, which TFDS lists)
+    and copied up through common.files.
+    """
+    if files.is_local(directory):
+        _write_tfds_metadata(directory, shards, description)
+        return
+    local = tempfile.mkdtemp(prefix="digits-tfds-")
+    try:
+        shard_names = {s["file"] for described in shards.values() for s in described}
+        for name in shard_names:  # TFDS lists the folder for the shard names: empty stand-ins
+            open(os.path.join(local, name), "wb").close()
+        _write_tfds_metadata(local, shards, description)
+        metadata = [name for name in files.list_tree(local) if name not in shard_names]
+        files.upload_tree(local, directory, metadata)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def _write_tfds_metadata(directory: str, shards: dict[str, list[dict]], description: str):
     import tensorflow_datasets as tfds
 
     template = tfds.core.ShardedFileTemplate(

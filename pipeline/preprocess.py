@@ -270,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"digits preprocess: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # a failure inside the pipeline: show our message, not Beam's
+        if problem := files.storage_problem(error):
+            print(f"digits preprocess: error: {problem}", file=sys.stderr)
+            return 2
         message = pipeline.root_cause(error, idx.IdxError)
         print(f"digits preprocess: failed: {message}", file=sys.stderr)
         return 1

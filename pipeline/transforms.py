@@ -13,11 +13,9 @@ parallelism: raise --num-shards for bigger inputs. Shard contents are determinis
 from __future__ import annotations
 
 import gzip
-import struct
 from dataclasses import dataclass
 
 import apache_beam as beam
-import google_crc32c
 import numpy as np
 from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
@@ -25,6 +23,7 @@ from apache_beam.options.value_provider import StaticValueProvider
 
 from common import schema
 from common.counts import merge_counts
+from common.tfrecord import frame_records
 from pipeline import idx
 
 
@@ -119,20 +118,6 @@ class Normalise(beam.PTransform):
 
     def expand(self, blocks):
         return blocks | "DivideBy255" >> beam.Map(_normalise_block)
-
-
-def _masked_crc(data: bytes) -> bytes:
-    crc = google_crc32c.value(data)
-    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
-
-
-def frame_records(records: list[bytes]) -> bytes:
-    """TFRecord framing: length, masked CRC32C of the length, data, masked CRC32C of data."""
-    parts = []
-    for record in records:
-        length = struct.pack("<Q", len(record))
-        parts += (length, _masked_crc(length), record, _masked_crc(record))
-    return b"".join(parts)
 
 
 class _ToExamplesFn(beam.DoFn):

@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 
 from common import schema
+from common.tfrecord import frame_records
 from pipeline import idx
-from pipeline.transforms import frame_records
 
 # --- Raw IDX files. ----------------------------------------------------------------------------
 

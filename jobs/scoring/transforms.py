@@ -28,7 +28,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
-from common import files, schema
+from common import files, schema, tfrecord
 from common.counts import merge_counts
 from jobs.scoring import images
 
@@ -176,41 +176,30 @@ class _ReadRecordsFn(beam.DoFn):
         self.batch_size = batch_size
 
     def process(self, path):
-        import tensorflow as tf
-
         read = 0
         try:
-            for serialized in self._batches(tf, path):
-                n = int(serialized.shape[0])
-                yield from self._parse(tf, path, serialized, read)
-                read += n
-        except (
-            tf.errors.DataLossError,
-            tf.errors.NotFoundError,
-            tf.errors.PermissionDeniedError,
-        ) as error:
+            with files.open_read(path) as handle:
+                for serialized in _batched(tfrecord.read_records(handle), self.batch_size):
+                    yield from self._parse(path, serialized, read)
+                    read += len(serialized)
+        except (OSError, tfrecord.TFRecordError) as error:
             yield beam.pvalue.TaggedOutput(
                 ERRORS,
                 error_record(
                     f"{path}#{read}+",
                     "read",
-                    f"corrupt or unreadable TFRecord file after {read} records: "
-                    + error.message.splitlines()[0],
+                    f"corrupt or unreadable TFRecord file after {read} records: {error}",
                 ),
             )
 
-    def _batches(self, tf, path: str):
-        # Shards written with `digits preprocess --compression gzip` keep their names.
-        with tf.io.gfile.GFile(path, "rb") as handle:
-            compression = "GZIP" if handle.read(2) == b"\x1f\x8b" else None
-        return tf.data.TFRecordDataset(path, compression_type=compression).batch(self.batch_size)
+    def _parse(self, path: str, serialized: list[bytes], read: int):
+        import tensorflow as tf
 
-    def _parse(self, tf, path: str, serialized, read: int):
         try:
-            parsed = schema.parse_examples(serialized)
+            parsed = schema.parse_examples(tf.constant(serialized))
         except tf.errors.InvalidArgumentError as error:
             reason = "not a record in the project's schema: " + error.message.splitlines()[0]
-            for i in range(int(serialized.shape[0])):
+            for i in range(len(serialized)):
                 yield beam.pvalue.TaggedOutput(
                     ERRORS, error_record(f"{path}#{read + i}", "parse", reason)
                 )
@@ -218,6 +207,17 @@ class _ReadRecordsFn(beam.DoFn):
         pixels = np.round(parsed[schema.IMAGE_KEY].numpy()[..., 0] * schema.PIXEL_MAX)
         keys = [k.decode() for k in parsed[schema.KEY_KEY].numpy()]
         yield PixelBatch(keys, np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def _batched(items, size: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class ReadRecords(beam.PTransform):
