@@ -30,7 +30,8 @@ _CHUNK = 1 << 24
 EMULATOR_VARIABLE = "STORAGE_EMULATOR_HOST"
 
 
-def _no_credentials_for_an_emulator() -> None:
+def use_emulator_without_credentials() -> None:
+    """With STORAGE_EMULATOR_HOST set, tells Beam not to look for Google credentials."""
     if not os.environ.get(EMULATOR_VARIABLE):
         return
     try:
@@ -41,7 +42,7 @@ def _no_credentials_for_an_emulator() -> None:
     auth._Credentials._credentials = None
 
 
-_no_credentials_for_an_emulator()
+use_emulator_without_credentials()
 
 
 def join(directory: str, *names: str) -> str:
@@ -160,6 +161,13 @@ def delete_tree(directory: str) -> None:
     found = list_tree(directory)
     if found:
         FileSystems.delete([join(directory, name) for name in found])
+
+
+def check_reachable(directory: str) -> None:
+    """Lists `directory` once (nothing for local paths), so that a missing bucket, a missing
+    permission or missing credentials stop a job before it starts (see storage_problem)."""
+    if not is_local(directory):
+        match(join(directory, "*"))
 
 
 @contextlib.contextmanager

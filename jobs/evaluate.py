@@ -216,6 +216,7 @@ def parse_args(argv):
 def run(argv: list[str] | None = None) -> dict:
     """load -> predict the test split -> metrics -> evaluation.json, pictures, model card."""
     args = parse_args(argv)
+    files.check_reachable(args.output)
     training = serving.training_metrics(args.model)
     model = serving.load_model(args.model)
     with data.local_dataset(args.data) as dataset:

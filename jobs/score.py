@@ -194,6 +194,7 @@ def run(argv: list[str] | None = None) -> int:
     from model.serving import keras_path
     from model.serving import model_id as compute_model_id
 
+    files.check_reachable(config.output)
     model_id = compute_model_id(keras_path(config.model))
     inputs = match_inputs(config.inputs)
     target = partition.partition_dir(config.output, config.date)

@@ -300,6 +300,7 @@ def run(argv: list[str] | None = None) -> dict:
     )
     for note in plan.notes:
         log.warning(note)
+    files.check_reachable(args.output)
     with (
         data.local_dataset(args.data) as dataset,
         model_folder.working_folder(args.output) as local,

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from common import files
 from pipeline import idx
 from tests.fakes import write_tiny_mnist
 
@@ -45,6 +48,63 @@ def kill_job_when(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{name} did not start on 127.0.0.1:{port}")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """A real GCS server (gcp-storage-emulator, installed by `make setup`) on 127.0.0.1 for
+    the whole run; this process and every job it starts reach it by STORAGE_EMULATOR_HOST."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("gcp-storage-emulator")), "start"]
+        + ["--host", "127.0.0.1", "--port", str(port), "--in-memory", "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for_port(port, server, "gcp-storage-emulator")
+    previous = os.environ.get(files.EMULATOR_VARIABLE)
+    os.environ[files.EMULATOR_VARIABLE] = f"http://127.0.0.1:{port}"
+    files.use_emulator_without_credentials()
+    yield os.environ[files.EMULATOR_VARIABLE]
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
+    if previous is None:
+        del os.environ[files.EMULATOR_VARIABLE]
+    else:
+        os.environ[files.EMULATOR_VARIABLE] = previous
+
+
+def make_bucket(name: str | None = None) -> str:
+    """A new, empty bucket on the emulator; returns its gs:// URL."""
+    from google.cloud import storage
+
+    client = storage.Client.create_anonymous_client()
+    client.project = "digits-test"
+    bucket = client.create_bucket(name or f"test-{uuid.uuid4().hex[:12]}")
+    return f"gs://{bucket.name}"
+
+
+@pytest.fixture
+def bucket(gcs_emulator) -> str:
+    return make_bucket()
 
 
 @pytest.fixture
