@@ -31,9 +31,7 @@ def _fail_fast_when_a_worker_dies(args) -> None:
 def _as_flags(options: dict) -> dict:
     """Numbers as strings: the workers' options travel as a protobuf Struct, where every
     number is a double (1 -> 1.0), which Beam's integer options then refuse."""
-    return {
-        key: str(int(value)) if _integral(value) else value for key, value in options.items()
-    }
+    return {key: str(int(value)) if _integral(value) else value for key, value in options.items()}
 
 
 def _integral(value) -> bool:
