@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from common import schema
+from common import files, schema
 from jobs import score
 from tests.conftest import REPO
 
@@ -56,9 +57,69 @@ def test_airflow_dag_imports_and_builds_the_scoring_task(tmp_path):
     assert config.inputs == ("gs://team-bucket/digits/in/2026-11-25/*",)
     assert config.output == "gs://team-bucket/digits/scores"
     assert config.max_error_rate == 0.05
-    assert sorted(a.split("=")[0] for a in beam_args) == ["--setup_file", "--temp_location"]
+    assert sorted(a.split("=")[0] for a in beam_args) == [
+        "--sdk_container_image",
+        "--setup_file",
+        "--temp_location",
+    ]
     assert f"--setup_file={REPO}/setup.py" in beam_args
     assert rendered["dataflow_config"]["job_name"] == "digits-score-20261125"
+
+
+def _airflow_env(tmp_path, variables: dict) -> dict:
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "deploy" / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "DIGITS_PYTHON": sys.executable,  # the project's environment runs the job
+    }
+    env.update({f"AIRFLOW_VAR_{name.upper()}": value for name, value in variables.items()})
+    return env
+
+
+def _run_dag(env: dict, date: str) -> dict:
+    result = subprocess.run(
+        [str(AIRFLOW_PYTHON), str(REPO / "tests" / "airflow" / "run_dag.py")]
+        + [str(REPO / "deploy" / "airflow" / "digits_nightly_dag.py"), date],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_airflow_runs_the_nightly_dag_and_a_rerun_of_the_date_is_a_no_op(
+    tmp_path, bucket, tiny_model, tiny_dataset
+):
+    """Airflow's own dag.test() runs the scoring task (DirectRunner, gs:// on the emulator)."""
+    from jobs.make_images import write_pngs
+
+    date = "2026-11-24"
+    files.upload_tree(str(tiny_model), f"{bucket}/digits/model")
+    write_pngs(str(tiny_dataset), "test", str(tmp_path / "png"), limit=20)
+    files.upload_tree(str(tmp_path / "png"), f"{bucket}/digits/in/{date}")
+    env = _airflow_env(
+        tmp_path,
+        {
+            "digits_runner": "DirectRunner",
+            "digits_bucket": bucket,
+            "digits_model": f"{bucket}/digits/model",
+            "digits_repo": str(REPO),
+        },
+    )
+    first = _run_dag(env, date)
+    assert first == {"state": "success", "tasks": {"score_digits": "success"}}
+    part = f"{bucket}/digits/scores/dt={date}"
+    assert schema.SUCCESS_FILE in files.list_tree(part)
+    summary = files.read_json(f"{part}/{schema.SUMMARY_FILE}")
+    assert summary["scored"] == 20
+
+    again = _run_dag(env, date)
+    assert again["state"] == "success"
+    assert files.read_json(f"{part}/{schema.SUMMARY_FILE}") == summary  # untouched
 
 
 def test_cron_wrapper_scores_a_date_and_is_idempotent(tmp_path, tiny_model, tiny_dataset):

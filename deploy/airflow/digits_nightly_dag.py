@@ -2,10 +2,16 @@
 
 Copy this file into your DAGs folder and set the Airflow Variables it reads, or accept
 their defaults: `digits_project`, `digits_region`, `digits_bucket` (gs://...),
-`digits_model` (a model folder from `digits train`, default BUCKET/digits/model) and
-`digits_repo` (a checkout of this project where the task runs, for setup.py). Variables
-are read through templates when the task runs, never while the scheduler parses the file.
-Needs apache-airflow-providers-apache-beam, with its Google extras to submit to Dataflow.
+`digits_model` (a model folder from `digits train`, default BUCKET/digits/model),
+`digits_repo` (a checkout of this project where the task runs, for setup.py),
+`digits_worker_image` (the Dataflow worker image, deploy/dataflow/Dockerfile) and
+`digits_runner` (DataflowRunner; DirectRunner runs the job on the Airflow worker itself).
+Variables are read through templates when the task runs, never while the scheduler parses
+the file. The job runs with the Python in $DIGITS_PYTHON (read at parse time; default
+`python3`): one with this project installed (`make setup` gives CHECKOUT/.venv/bin/python).
+
+Needs apache-airflow-providers-apache-beam with apache-airflow-providers-google (every
+Beam operator imports the Google provider, whatever the runner; see requirements.txt).
 One run per day with `{{ ds }}` as --date: reruns and backfills are idempotent, since
 the job skips a date already scored with the same inputs and model and replaces a partial
 one whole.
@@ -13,6 +19,7 @@ one whole.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
 from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator
@@ -43,8 +50,9 @@ with DAG(
 ) as dag:
     score = BeamRunPythonPipelineOperator(
         task_id="score_digits",
-        runner="DataflowRunner",
+        runner=var("digits_runner", "DataflowRunner"),
         py_file=f"{REPO}/jobs/score.py",
+        py_interpreter=os.environ.get("DIGITS_PYTHON", "python3"),
         py_options=[],
         pipeline_options={
             "model": var("digits_model", "gs://my-bucket/digits/model"),
@@ -54,9 +62,10 @@ with DAG(
             "max-error-rate": "0.05",
             "setup_file": f"{REPO}/setup.py",
             "temp_location": f"{BUCKET}/tmp",
+            "sdk_container_image": var(
+                "digits_worker_image", "europe-west1-docker.pkg.dev/my-project/digits/worker:2.77.0"
+            ),
         },
-        # A dict, so the DAG parses without the Google provider; running on Dataflow
-        # needs it (pip install "apache-airflow-providers-apache-beam[google]").
         dataflow_config={
             "job_name": "digits-score-{{ ds_nodash }}",
             "project_id": var("digits_project", "my-project"),

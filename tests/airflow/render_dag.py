@@ -31,7 +31,7 @@ print(
             "catchup": dag.catchup,
             "max_active_runs": dag.max_active_runs,
             "operator": type(task).__name__,
-            "runner": task.runner,
+            "runner": render(task.runner),
             "py_file": render(task.py_file),
             "args": beam_options_to_args(render(task.pipeline_options)),
             "dataflow_config": render(dict(task.dataflow_config))
