@@ -3,7 +3,8 @@
 - `schema`: the record schema (features, shapes, serialisation) and the names of the files
             the jobs write (dataset, model folder, scoring partition).
 - `files`:  reading and writing those files, local paths and gs:// alike, through Beam's
-            FileSystems: paths, JSON, digests, UTC timestamps.
+            FileSystems: paths, JSON, digests, UTC timestamps, local staging.
+- `tfrecord`: the TFRecord file format, written and read without TensorFlow.
 - `counts`: merging nested counts, the combiner behind every job summary.
 
 `pipeline/`, `model/` and `jobs/` import from here; nothing here imports them.

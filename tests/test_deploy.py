@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from common import files, schema
 from jobs import score
 from tests.conftest import REPO
 
+DATAFLOW = REPO / "deploy" / "dataflow"
 AIRFLOW_PYTHON = Path(os.environ.get("AIRFLOW_PYTHON", REPO / ".venv-airflow" / "bin" / "python"))
 
 
@@ -162,7 +164,7 @@ def test_crontab_line_runs_the_shipped_wrapper():
 
 
 def test_flex_template_parameters_are_flags_the_job_accepts():
-    metadata = json.loads((REPO / "deploy" / "flex_template" / "metadata.json").read_text())
+    metadata = json.loads((DATAFLOW / "flex_template_metadata.json").read_text())
     values = {
         "model": "gs://b/model",
         "input": "gs://b/in/*.png",
@@ -176,7 +178,28 @@ def test_flex_template_parameters_are_flags_the_job_accepts():
     config, beam_args = score.parse_args([f"--{name}={values[name]}" for name in names])
     assert beam_args == [] and config.format == "csv" and config.max_error_rate == 0.01
     assert len(config.date) == 10 and config.date.count("-") == 2  # resolved to a real date
-    dockerfile = (REPO / "deploy" / "flex_template" / "Dockerfile").read_text()
-    assert "FLEX_TEMPLATE_PYTHON_PY_FILE" in dockerfile and "jobs/score.py" in dockerfile
-    for copied in ("setup.py", "requirements.lock", "pipeline", "model", "jobs"):
-        assert (REPO / copied).exists() and copied in dockerfile
+    launcher = (DATAFLOW / "Dockerfile").read_text().split("AS launcher")[1]
+    assert 'FLEX_TEMPLATE_PYTHON_PY_FILE="/digits/jobs/score.py"' in launcher
+
+
+def _locked() -> dict[str, str]:
+    lines = (REPO / "requirements.lock").read_text().splitlines()
+    return dict(line.lower().split("==") for line in lines if "==" in line)
+
+
+def test_worker_image_matches_the_lock_and_ships_every_package():
+    """Workers run Beam's SDK image at the locked Beam and our Python, install with the
+    lock, and get every package setup.py ships (or they fail as the stand-in shows)."""
+    dockerfile = (DATAFLOW / "Dockerfile").read_text()
+    worker = dockerfile.split("AS worker")[0].splitlines()[-1].strip()
+    assert worker == f"FROM apache/beam_python3.11_sdk:{_locked()['apache-beam']}"
+    assert 'python_requires=">=3.11,<3.12"' in (REPO / "setup.py").read_text()
+    assert "pip install --no-cache-dir -c requirements.lock ." in dockerfile
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, flags=re.M))
+    assert copied == {"common", "pipeline", "model", "jobs"}
+    from setuptools import find_packages
+
+    shipped = {name.split(".")[0] for name in find_packages(str(REPO), exclude=["tests*"])}
+    assert shipped - {"bench", "deploy"} == copied
+    build = (DATAFLOW / "cloudbuild.yaml").read_text()
+    assert f"worker:{_locked()['apache-beam']}" in build and "--target" in build
