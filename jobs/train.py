@@ -173,10 +173,7 @@ def train(
     sync: keras.callbacks.Callback | None = None,
 ) -> dict:
     """inputs -> callbacks (resume included) -> fit -> choose epoch -> export -> metrics.
-
-    `model_dir` is local; `sync`, if given, runs after each epoch's backup (see
-    jobs.model_folder for a model folder on a bucket).
-    """
+    `model_dir` is local; `sync` runs after each epoch's backup (jobs.model_folder)."""
     keras.utils.set_random_seed(config.seed)
     n_train = data.split_size(dataset.manifest, "train")
     splits = make_inputs(config, dataset, plan)
@@ -191,7 +188,7 @@ def train(
         callbacks=callbacks,
         verbose=2,
     )
-    train_seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     history = read_history(os.path.join(model_dir, schema.HISTORY_FILE))
     chosen = choose_epoch(model, config, history, os.path.join(model_dir, BEST_WEIGHTS))
     results = evaluate_splits(model, splits)
@@ -203,10 +200,9 @@ def train(
         "parameters": int(model.count_params()),
         "device": asdict(plan),
         "chosen_epoch": chosen,
-        "validation": results["validation"],
-        "test": results["test"],
+        **results,
         "epochs": history,
-        "train_seconds_this_run": round(train_seconds, 1),
+        "train_seconds_this_run": round(seconds, 1),
         "model_id": serving.model_id(os.path.join(model_dir, schema.KERAS_FILE)),
     }
     write_metrics(model_dir, metrics)
