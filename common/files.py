@@ -110,6 +110,24 @@ def delete(path: str, missing_ok: bool = False) -> None:
     FileSystems.delete([path])
 
 
+def delete_all(paths: list[str]) -> None:
+    """Deletes these files (one batch request on gs://); nothing for an empty list."""
+    if paths:
+        FileSystems.delete(paths)
+
+
+def move_all(sources: list[str], destinations: list[str]) -> None:
+    """Renames files pairwise (on gs://, batched copies then deletes)."""
+    if sources:
+        FileSystems.rename(sources, destinations)
+
+
+def make_dirs(path: str) -> None:
+    """Creates a local folder (and its parents); nothing to do on gs://."""
+    if is_local(path):
+        os.makedirs(path, exist_ok=True)
+
+
 def match(pattern: str) -> list:
     """The metadata (path, size_in_bytes) of every file `pattern` matches; [] for none."""
     return FileSystems.match([pattern])[0].metadata_list
@@ -192,7 +210,8 @@ def storage_problem(error: BaseException) -> str | None:
     text = " ".join(_messages(error))
     bucket = re.search(r"/b/([^/?\s'\"]+)", text)
     where = f"gs://{bucket.group(1)}" if bucket else "Google Cloud Storage"
-    if "DefaultCredentialsError" in text or "credentials were not found" in text:
+    no_credentials = ("DefaultCredentialsError", "credentials were not found", "Anonymous caller")
+    if any(sign in text for sign in no_credentials) or re.search(r"\b401\b|Unauthorized", text):
         return (
             f"{where}: no Google credentials found. Run `gcloud auth application-default "
             "login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file."

@@ -16,8 +16,6 @@ import shutil
 import struct
 import tempfile
 
-from apache_beam.io.filesystems import FileSystems
-
 from common import files, schema
 
 MARKER_FILE = ".digits-dataset"
@@ -45,13 +43,12 @@ def claim(directory: str) -> None:
         )
     manifest = files.join(directory, schema.MANIFEST_FILE)
     if manifest in found:
-        FileSystems.delete([manifest])  # from here on the old output no longer looks complete
+        files.delete(manifest)  # from here on the old output no longer looks complete
     rest = [path for path in found if path != manifest]
-    if rest:
-        FileSystems.delete(rest)
-    if FileSystems.exists(directory):  # a local folder: also drop its emptied sub-folders
-        FileSystems.delete([directory])
-    FileSystems.mkdirs(directory)
+    files.delete_all(rest)
+    if files.is_local(directory):  # also drop its emptied sub-folders
+        shutil.rmtree(directory, ignore_errors=True)
+    files.make_dirs(directory)
     files.write_json(files.join(directory, MARKER_FILE), {"written_by": "digits preprocess"})
 
 

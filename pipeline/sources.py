@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 
-from apache_beam.io.filesystems import FileSystems
-
+from common import files
 from pipeline.idx import MNIST_FILE_NAMES
 
 DEFAULT_MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"
@@ -27,7 +26,7 @@ def cache_dir() -> str:
 
 
 def _missing(directory: str, names: tuple[str, ...]) -> list[str]:
-    return [n for n in names if not FileSystems.exists(FileSystems.join(directory, n))]
+    return [n for n in names if not files.exists(files.join(directory, n))]
 
 
 def _download(directory: str, names: tuple[str, ...]) -> None:

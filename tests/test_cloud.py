@@ -174,3 +174,29 @@ def test_a_missing_bucket_is_named_with_the_fix(job, tiny_mnist, tiny_model, gcs
     err = capsys.readouterr().err
     assert code == 2
     assert "gs://no-such-bucket: bucket not found" in err and "Traceback" not in err
+
+
+def test_storage_errors_become_one_line_naming_the_bucket_and_the_fix():
+    from google.api_core import exceptions
+    from google.auth.exceptions import DefaultCredentialsError
+
+    url = "GET https://storage.googleapis.com/storage/v1/b/team-data/o?prefix=digits%2F"
+    cases = {
+        exceptions.Forbidden(f"{url}: caller does not have storage.objects.list access"): (
+            "gs://team-data: permission denied"
+        ),
+        exceptions.Unauthorized(f"{url}: Anonymous caller does not have access"): (
+            "gs://team-data: no Google credentials found"
+        ),
+        DefaultCredentialsError("Your default credentials were not found."): (
+            "Google Cloud Storage: no Google credentials found"
+        ),
+        exceptions.NotFound(f"{url}: The specified bucket does not exist."): (
+            "gs://team-data: bucket not found"
+        ),
+    }
+    for error, expected in cases.items():
+        wrapped = OSError(f"Match operation failed with exceptions {{'gs://x': {error!r}}}")
+        wrapped.__cause__ = error
+        assert files.storage_problem(wrapped).startswith(expected), error
+    assert files.storage_problem(ValueError("--batch-size 0: must be at least 1")) is None

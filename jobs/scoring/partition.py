@@ -17,8 +17,6 @@ import os
 import shutil
 import uuid
 
-from apache_beam.io.filesystems import FileSystems
-
 from common import files
 from common.schema import SUCCESS_FILE
 
@@ -56,7 +54,7 @@ def new_staging(output: str, partition: str) -> str:
             if stale.startswith(name + "."):
                 shutil.rmtree(os.path.join(root, stale), ignore_errors=True)
     staging = files.join(root, f"{name}.{uuid.uuid4().hex[:12]}")
-    FileSystems.mkdirs(staging)
+    files.make_dirs(staging)
     return staging
 
 
@@ -87,15 +85,12 @@ def _swap_folders(staging: str, partition: str) -> None:
 def _replace_files(staging: str, partition: str) -> None:
     """gs:// or undated: `_SUCCESS` goes first, then the old files; the staged ones move in."""
     files.delete(files.join(partition, SUCCESS_FILE), missing_ok=True)
-    old = files.match(files.join(partition, "*"))
-    if old:
-        FileSystems.delete([m.path for m in old])
+    files.delete_all([m.path for m in files.match(files.join(partition, "*"))])
     staged = [m.path for m in files.match(files.join(staging, "*"))]
-    if not FileSystems.exists(partition):
-        FileSystems.mkdirs(partition)
-    FileSystems.rename(staged, [files.join(partition, files.base_name(p)) for p in staged])
-    if FileSystems.exists(staging):  # a local folder, now empty
-        FileSystems.delete([staging])
+    files.make_dirs(partition)
+    files.move_all(staged, [files.join(partition, files.base_name(p)) for p in staged])
+    if files.is_local(staging):  # a local folder, now empty
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _remove_empty_staging(staging: str) -> None:
