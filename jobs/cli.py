@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
+
+from common.startup import quiet_native_startup
 
 JOBS = {
     "preprocess": "pipeline.preprocess",
@@ -24,17 +25,20 @@ JOBS = {
 }
 
 
-def quiet_startup() -> None:
-    """Hides start-up noise that is not about the user's job: TensorFlow's C++ info and
-    warnings (TF_CPP_MIN_LOG_LEVEL=0 shows them) and Beam's note that the optional GCP
-    extras are missing. TensorFlow 2.21 prints a few lines before it reads the setting."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.getLogger().addFilter(lambda record: "apitools not found" not in record.getMessage())
+def quiet_startup(argv: list[str]) -> None:
+    """Hides start-up noise that is not about the user's job (`--verbose` shows it):
+    TensorFlow's native start-up lines (common.startup) and Beam's note that optional
+    BigQuery client libraries are missing."""
+    quiet_native_startup(argv)
+    if "--verbose" not in argv:
+        logging.getLogger().addFilter(
+            lambda record: "apitools not found" not in record.getMessage()
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet_startup()
     argv = sys.argv[1:] if argv is None else argv
+    quiet_startup(argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in JOBS:
         print(__doc__.strip())
         print("\njobs: " + ", ".join(JOBS))

@@ -210,6 +210,7 @@ def parse_args(argv):
     parser.add_argument("--data", required=True, help="a dataset folder from digits preprocess")
     parser.add_argument("--model", required=True, help="a model folder from digits train")
     parser.add_argument("--output", required=True, help="report folder to write")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     return parser.parse_args(argv)
 
 

@@ -9,13 +9,14 @@
 Inputs (--input, repeatable, local or gs:// globs): PNG and JPEG files of any size and
 colour, and TFRecord shards in the project's schema (names containing `.tfrecord`).
 
-    MatchInputs >> BatchPaths >> ReadFiles >> DecodeImages ─┐
-    MatchInputs >> ReadRecords ──────────────────────────────┴> Predict >> FormatPredictions
-    (every stage's rejects) >> WriteErrors                                >> WritePredictions
-    (scored batches and rejects) >> Summarise
+    (driver) list the inputs once: fingerprint, batch lists of image paths
+    ReadBatchLists >> ReadFiles >> DecodeImages ─┐
+    TFRecord paths >> ReadRecords ───────────────┴> Predict >> FormatPredictions >> WritePredictions
+    (every stage's rejects) >> WriteErrors
+    (scored batches and rejects) >> Summarise, ReportProgress (a log line every 30 s)
 
-The stages are in jobs/scoring/transforms.py; this module holds the options, the wiring,
-and publishing the partition.
+The stages are in jobs/scoring/transforms.py, the listing in jobs/scoring/inputs.py; this
+module holds the options, the wiring, and publishing the partition.
 
 Output, in OUT_DIR or OUT_DIR/dt=DATE: predictions-SSSSS-of-NNNNN.jsonl (or .csv),
 errors-SSSSS-of-NNNNN.jsonl, summary.json and, last, _SUCCESS. Every input is either in
@@ -37,22 +38,25 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from common import files, schema
+from common.startup import show_job_logs
 from jobs.scoring import images, partition
+from jobs.scoring.inputs import InputList, list_inputs
 from jobs.scoring.transforms import (
     CONFIDENCE_BINS,
     CSV_HEADER,
     DecodeImages,
     FormatPredictions,
-    MatchInputs,
     Predict,
+    ReadBatchLists,
     ReadFiles,
     ReadRecords,
+    ReportProgress,
     Summarise,
-    match_inputs,
 )
 
 EXIT_TOO_MANY_ERRORS = 3
 STATS_FILE = "_stats.json"
+INPUT_LISTS = ".inputs"  # beside the staging folder: the driver's batch lists
 log = logging.getLogger("digits.score")
 
 
@@ -67,6 +71,8 @@ class ScoreConfig:
     max_error_rate: float = 0.05
     max_pixels: int = images.DEFAULT_MAX_PIXELS
     force: bool = False
+    progress_interval: float = 30.0
+    verbose: bool = False
 
 
 def parse_args(argv) -> tuple[ScoreConfig, list[str]]:
@@ -133,6 +139,16 @@ def _parser() -> argparse.ArgumentParser:
         help="refuse images with more pixels (decompression bombs)",
     )
     parser.add_argument("--force", action="store_true", help="rescore a date already scored")
+    parser.add_argument(
+        "--progress-interval",
+        "--progress_interval",
+        type=float,
+        default=30.0,
+        help="seconds between progress lines (inputs done, rate, errors, time left)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's and Beam's start-up logs"
+    )
     return parser
 
 
@@ -143,20 +159,22 @@ def predictor_factory(model: str):
     return functools.partial(Predictor, model)
 
 
-def build(p, config: ScoreConfig, model_id: str, staging: str, make_predictor=None) -> None:
+def build(
+    p, config: ScoreConfig, model_id: str, inputs: InputList, staging: str, make_predictor=None
+) -> None:
     """Wires the stages; `make_predictor` defaults to loading `config.model`."""
-    image_paths, record_paths = (
-        p | "Inputs" >> beam.Create(config.inputs) | "MatchInputs" >> MatchInputs()
-    )
     read = (
-        image_paths
-        | "BatchPaths"
-        >> beam.BatchElements(min_batch_size=config.batch_size, max_batch_size=config.batch_size)
-        | "SpreadBatches" >> beam.Reshuffle()
+        p
+        | "BatchLists" >> beam.Create(inputs.batch_lists)
+        | "ReadBatchLists" >> ReadBatchLists()
         | "ReadFiles" >> ReadFiles()
     )
     decoded = read.contents | "DecodeImages" >> DecodeImages(config.max_pixels)
-    records = record_paths | "ReadRecords" >> ReadRecords(config.batch_size)
+    records = (
+        p
+        | "RecordFiles" >> beam.Create(inputs.records)
+        | "ReadRecords" >> ReadRecords(config.batch_size)
+    )
     predicted = (
         (decoded.batches, records.batches)
         | "AllBatches" >> beam.Flatten()
@@ -177,6 +195,10 @@ def build(p, config: ScoreConfig, model_id: str, staging: str, make_predictor=No
         | "Summarise" >> Summarise()
         | "WriteStats" >> beam.Map(files.write_json_to, files.join(staging, STATS_FILE))
     )
+    expected = 0 if inputs.records else inputs.images  # records per shard are not known
+    (predicted.scored, errors) | "ReportProgress" >> ReportProgress(
+        expected, config.progress_interval
+    )
 
 
 def write_text(lines, prefix: str, suffix: str, output_format: str, label="WritePredictions"):
@@ -189,31 +211,44 @@ def write_text(lines, prefix: str, suffix: str, output_format: str, label="Write
 
 
 def run(argv: list[str] | None = None) -> int:
-    """options -> skip if already scored -> pipeline into staging -> summary -> publish."""
+    """options -> list inputs once -> skip if already scored -> pipeline -> summary -> publish."""
     config, beam_args = parse_args(argv)
     from model.serving import keras_path
     from model.serving import model_id as compute_model_id
 
+    show_job_logs()
     files.check_reachable(config.output)
     model_id = compute_model_id(keras_path(config.model))
-    inputs = match_inputs(config.inputs)
     target = partition.partition_dir(config.output, config.date)
-    fingerprint = partition.fingerprint(inputs, model_id)
-    done = partition.read_success(target)
-    if done is not None and done.get("fingerprint") == fingerprint and not config.force:
-        print(
-            f"{target} is already scored for these {len(inputs)} inputs with model {model_id}; "
-            "nothing to do (--force rescores)"
-        )
-        return done.get("exit_code", 0)
-    started = time.time()
     staging = partition.new_staging(config.output, target)
+    try:
+        started = time.time()
+        inputs = list_inputs(config.inputs, model_id, staging + INPUT_LISTS, config.batch_size)
+        listing_seconds = time.time() - started
+        done = partition.read_success(target)
+        if done is not None and done.get("fingerprint") == inputs.fingerprint and not config.force:
+            print(
+                f"{target} is already scored for these {inputs.files} inputs with model "
+                f"{model_id}; nothing to do (--force rescores)"
+            )
+            return done.get("exit_code", 0)
+        return score(config, beam_args, model_id, inputs, staging, target, listing_seconds)
+    finally:
+        files.delete_tree(staging + INPUT_LISTS)
+        files.delete_tree(staging)  # left only by a no-op or a failure: publish moved it
+        partition.remove_empty_staging(staging)
+
+
+def score(config, beam_args, model_id, inputs, staging, target, listing_seconds) -> int:
+    """Runs the pipeline into `staging`, then writes the summary and publishes `target`."""
+    started = time.time()
     with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
-        build(p, config, model_id, staging)
+        build(p, config, model_id, inputs, staging)
     summary = summarise_run(config, model_id, staging, started, time.time())
+    summary["listing_seconds"] = round(listing_seconds, 2)
     exit_code = EXIT_TOO_MANY_ERRORS if summary["error_rate"] > config.max_error_rate else 0
     files.write_json(files.join(staging, schema.SUMMARY_FILE), summary)
-    success = {"fingerprint": fingerprint, "model": model_id, "inputs": summary["inputs"]}
+    success = {"fingerprint": inputs.fingerprint, "model": model_id, "inputs": summary["inputs"]}
     partition.publish(staging, target, {**success, "exit_code": exit_code}, bool(config.date))
     report(summary, target, config)
     return exit_code

@@ -84,6 +84,7 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
     parser.add_argument("--xla", action="store_true", help="XLA-compile the train step (GPU)")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     args = parser.parse_args(argv)
     config = recipe(args.model, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     return args, config

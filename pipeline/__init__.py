@@ -1,7 +1,14 @@
 """The preprocessing pipeline: raw MNIST IDX files -> sharded, normalised TFRecords.
 
-`schema` is the one schema the trainer and scorer share; `preprocess.run(argv)` is the job.
+`preprocess.run(argv)` is the job; the record schema it writes is `common.schema`.
 """
+
+import sys
+
+if sys.argv[:1] == ["-m"]:  # `python -m pipeline.preprocess`: quiet before TensorFlow loads
+    from common.startup import quiet_native_startup
+
+    quiet_native_startup()
 
 __version__ = "0.1.0"
 

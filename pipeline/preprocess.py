@@ -58,7 +58,9 @@ class PreprocessConfig:
 def parse_args(argv: list[str] | None) -> tuple[PreprocessConfig, list[str]]:
     """The job's options (a checked PreprocessConfig) and the rest, which are Beam's."""
     known, beam_args = _parser().parse_known_args(argv)
-    config = PreprocessConfig(**vars(known))
+    options = vars(known)
+    options.pop("verbose")  # read by common.startup, not part of the dataset's config
+    config = PreprocessConfig(**options)
     if config.num_shards < 0:
         raise ValueError(f"--num-shards must be 0 (automatic) or more, got {config.num_shards}")
     return config, beam_args
@@ -100,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="for other IDX datasets of MNIST's shape (Fashion-MNIST, KMNIST, "
         "your own): header checks still apply, MNIST's digests do not",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's and Beam's start-up logs"
     )
     return parser
 

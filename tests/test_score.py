@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -304,3 +306,26 @@ def test_gzip_tfrecord_shards_and_corrupt_shards(tiny_model, tmp_path):
     assert len(_read_lines(out, "predictions")) == 20
     [error] = _read_lines(out, "errors")
     assert error["stage"] == "read" and error["key"].startswith(str(broken))
+
+
+def test_a_run_longer_than_the_interval_logs_progress_and_starts_quietly(
+    mnist_model, mnist_dataset, tmp_path
+):
+    from common.startup import is_noise
+
+    directory = tmp_path / "in"
+    _write_pngs(directory, _mnist_test_digits(mnist_dataset, 1000)[0])
+    argv = [sys.executable, "-m", "jobs.score", "--model", str(mnist_model)]
+    argv += ["--input", str(directory / "*.png"), "--progress-interval", "0.1"]
+
+    quiet = subprocess.run([*argv, "--output", str(tmp_path / "a")], capture_output=True)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    progress = [line for line in quiet.stderr.splitlines() if b"progress: " in line]
+    assert progress and b" of 1,000 (" in progress[0] and b"errors so far" in progress[0]
+    assert not [line for line in quiet.stderr.splitlines(keepends=True) if is_noise(line)]
+
+    verbose = subprocess.run(
+        [*argv, "--output", str(tmp_path / "b"), "--verbose"], capture_output=True
+    )
+    assert verbose.returncode == 0
+    assert [line for line in verbose.stderr.splitlines(keepends=True) if is_noise(line)]

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import apache_beam as beam
 import numpy as np
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from jobs.scoring.inputs import list_inputs
 from jobs.scoring.transforms import (
     CSV_HEADER,
     DecodeImages,
     FormatPredictions,
-    MatchInputs,
     PixelBatch,
     Predict,
+    ReadBatchLists,
     ReadFiles,
     ReadRecords,
+    ReportProgress,
     ScoredBatch,
     Summarise,
 )
@@ -44,21 +48,42 @@ def _stages(errors):
     return errors | beam.Map(lambda e: (e["key"], e["stage"]))
 
 
-def test_match_inputs_splits_images_from_records_and_counts_each_file_once(tmp_path):
+def test_listing_splits_images_from_records_and_counts_each_file_once(tmp_path):
     for name in ("a.png", "b.jpg", "mnist-test.tfrecord-00000-of-00001"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "c.png").write_bytes(b"x")
     patterns = [str(tmp_path / "*"), str(tmp_path / "*.png"), str(tmp_path / "**" / "*.png")]
+    listed = list_inputs(patterns, MODEL_ID, str(tmp_path / "lists"), batch_size=2)
+    assert (listed.files, listed.images) == (4, 3)
+    assert listed.records == [str(tmp_path / "mnist-test.tfrecord-00000-of-00001")]
     with TestPipeline() as p:
-        images, records = p | beam.Create(patterns) | MatchInputs()
-        expected = [str(tmp_path / n) for n in ("a.png", "b.jpg", "sub/c.png")]
-        assert_that(images, equal_to(expected), label="Images")
+        batches = p | beam.Create(listed.batch_lists) | ReadBatchLists()
+        assert_that(batches | beam.Map(len), equal_to([2, 1]), label="BatchSizes")
         assert_that(
-            records,
-            equal_to([str(tmp_path / "mnist-test.tfrecord-00000-of-00001")]),
-            label="Records",
+            batches | beam.FlatMap(lambda batch: batch),
+            equal_to([str(tmp_path / n) for n in ("a.png", "b.jpg", "sub/c.png")]),
+            label="EachImageOnce",
         )
+
+
+def test_a_pattern_matching_nothing_is_an_error_naming_it(tmp_path):
+    with pytest.raises(ValueError, match=r"--input '.*\*\.png' matches no files"):
+        list_inputs([str(tmp_path / "*.png")], MODEL_ID, str(tmp_path / "lists"), 256)
+
+
+def test_the_fingerprint_ignores_listing_order_but_not_a_changed_file_or_model(tmp_path):
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"x")
+
+    def fingerprint(patterns, model=MODEL_ID):
+        return list_inputs(patterns, model, str(tmp_path / "lists"), 256).fingerprint
+
+    first = fingerprint([str(tmp_path / "*.png")])
+    assert fingerprint([str(tmp_path / "b.png"), str(tmp_path / "a.png")]) == first
+    assert fingerprint([str(tmp_path / "*.png")], model="sha256:fedcba9876543210") != first
+    (tmp_path / "b.png").write_bytes(b"xx")
+    assert fingerprint([str(tmp_path / "*.png")]) != first
 
 
 def test_read_files_gives_contents_and_explains_unreadable_files(tmp_path):
@@ -235,3 +260,16 @@ def test_summarise_of_nothing_is_all_zeros():
             empty | Summarise(),
             equal_to([{"scored": 0, "digits": [0] * 10, "confidence": [0] * 10, "failed": {}}]),
         )
+
+
+def test_progress_lines_give_inputs_done_rate_errors_and_time_left(caplog):
+    scored = [_scored(["a", "b"], [1, 1]), _scored(["c"], [7])]
+    errors = [{"key": "x", "stage": "read", "error": "?"}]
+    with caplog.at_level(logging.INFO, logger="digits.progress"):
+        with TestPipeline() as p:
+            inputs = p | "Scored" >> beam.Create(scored), p | "Errors" >> beam.Create(errors)
+            inputs | ReportProgress(expected=8, interval=0)
+    lines = [r.getMessage() for r in caplog.records if r.name == "digits.progress"]
+    assert lines, "no progress line"
+    assert lines[-1].startswith("progress: 4 inputs of 8 (50.0%) done, ")
+    assert "/s, 1 errors so far, about " in lines[-1] and lines[-1].endswith(" left")

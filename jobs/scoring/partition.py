@@ -3,15 +3,14 @@
 A run writes into a fresh folder under OUT_DIR/_staging/ and only then replaces the
 partition: a local `dt=` partition by renaming folders (atomic); otherwise (gs://, or no
 --date) by deleting `_SUCCESS` first, moving the staged files in and writing `_SUCCESS`
-last. Readers
-trust a partition only when `_SUCCESS` is there, and a killed run never writes it.
-`_SUCCESS` records the inputs' fingerprint and the model, so rerunning the same date on
-the same inputs with the same model is recognised and skipped.
+last. Readers trust a partition only when `_SUCCESS` is there, and a killed run never
+writes it. `_SUCCESS` records the inputs' fingerprint (jobs.scoring.inputs) and the model,
+so rerunning the same date on the same inputs with the same model is recognised and
+skipped.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,14 +24,6 @@ STAGING = "_staging"
 
 def partition_dir(output: str, date: str | None) -> str:
     return files.join(output, f"dt={date}") if date else output.rstrip("/")
-
-
-def fingerprint(inputs: list[tuple[str, int]], model_id: str) -> str:
-    """What a run scored: every matched input (path, size) and the model."""
-    digest = hashlib.sha256(model_id.encode())
-    for path, size in sorted(inputs):
-        digest.update(f"{path}\0{size}\n".encode())
-    return "sha256:" + digest.hexdigest()
 
 
 def read_success(partition: str) -> dict | None:
@@ -67,7 +58,7 @@ def publish(staging: str, partition: str, success: dict, dated: bool) -> None:
         _replace_files(staging, partition)
         files.write_json(files.join(partition, SUCCESS_FILE), success)
     if files.is_local(staging):
-        _remove_empty_staging(staging)
+        remove_empty_staging(staging)
 
 
 def _swap_folders(staging: str, partition: str) -> None:
@@ -93,7 +84,7 @@ def _replace_files(staging: str, partition: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _remove_empty_staging(staging: str) -> None:
+def remove_empty_staging(staging: str) -> None:
     root = os.path.dirname(staging)
     try:
         os.rmdir(root)  # only if no other run is staging there

@@ -1,12 +1,14 @@
 """The scoring job's stages, one named composite transform each.
 
-    MatchInputs >> BatchPaths >> ReadFiles >> DecodeImages ─┐
-    MatchInputs >> ReadRecords ──────────────────────────────┴> Predict >> FormatPredictions
-    (every stage's rejects, `errors`) ──────────────────────────────────┐
-    (Predict's scored batches) ───────────────────────────────────────> Summarise
+    ReadBatchLists >> ReadFiles >> DecodeImages ─┐
+    TFRecord paths >> ReadRecords ───────────────┴> Predict >> FormatPredictions
+    (every stage's rejects, `errors`) ──────────────────────┐
+    (Predict's scored batches) ───────────────────────────> Summarise, ReportProgress
 
 Elements are batches (of paths, file contents, pixels, predictions), not single images:
-one sink write and one model call per batch. Every stage sends what it cannot handle to
+one sink write and one model call per batch. The driver lists the inputs once and writes
+the image paths as batch lists (jobs.scoring.inputs); the pipeline reads those, so no
+stage ever holds every path. Every stage sends what it cannot handle to
 its `errors` output as {key, stage, error}, so every input ends up scored or explained.
 Predict takes a predictor factory (any picklable callable returning an object with
 `predict(uint8 [n, 28, 28]) -> probabilities [n, 10]`), so the stages run in tests
@@ -16,10 +18,12 @@ without a trained model.
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import json
-import os
+import logging
+import threading
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,51 +57,26 @@ def error_record(key: str, stage: str, error: str) -> dict:
     return {"key": key, "stage": stage, "error": error}
 
 
-# --- Matching. ------------------------------------------------------------------------------
+# --- Reading the driver's batch lists. ---------------------------------------------------------
 
 
-def is_tfrecord(path: str) -> bool:
-    return ".tfrecord" in files.base_name(path)
+def read_batch_list(path: str):
+    """One batch of image paths per line (written by jobs.scoring.inputs)."""
+    with files.open_read(path) as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
 
 
-def match_pattern(pattern: str) -> list[tuple[str, int]]:
-    """(path, size) of each file a glob matches; size -1 for one that cannot be read.
+class ReadBatchLists(beam.PTransform):
+    """Batch-list files -> batches of image paths, the lists spread over the workers."""
 
-    Local globs go through Python's glob (`**` recurses) rather than Beam's, which quietly
-    skips files it cannot stat (a broken link): those must reach the errors output.
-    """
-    if not files.is_local(pattern):
-        return [(m.path, m.size_in_bytes) for m in files.match(pattern)]
-    matched = []
-    for path in glob.glob(os.path.expanduser(pattern), recursive=True):
-        if not os.path.isdir(path):
-            matched.append(
-                (os.path.abspath(path), os.path.getsize(path) if os.path.exists(path) else -1)
-            )
-    return matched
-
-
-def match_inputs(patterns) -> list[tuple[str, int]]:
-    """(path, size) of every file the patterns match; a pattern matching nothing is an error."""
-    found = {}
-    for pattern in patterns:
-        matched = match_pattern(pattern)
-        if not matched:
-            raise ValueError(f"--input {pattern!r} matches no files")
-        found.update(matched)
-    return sorted(found.items())
-
-
-class MatchInputs(beam.PTransform):
-    """Patterns -> image paths (first output) and TFRecord paths (second), each once."""
-
-    def expand(self, patterns):
-        paths = (
-            patterns
-            | "Match" >> beam.FlatMap(lambda pattern: [p for p, _ in match_pattern(pattern)])
-            | "Distinct" >> beam.Distinct()  # a file matched by two patterns is one input
+    def expand(self, lists):
+        return (
+            lists
+            | "SpreadLists" >> beam.Reshuffle()
+            | "ReadBatches" >> beam.FlatMap(read_batch_list)
         )
-        return paths | "ByKind" >> beam.Partition(lambda path, _: int(is_tfrecord(path)), 2)
 
 
 # --- Reading and decoding image files. --------------------------------------------------------
@@ -363,3 +342,62 @@ class Summarise(beam.PTransform):
             | "Merge" >> beam.CombineGlobally(merge_counts)
             | "Complete" >> beam.Map(lambda total: merge_counts([empty_stats(), total]))
         )
+
+
+# --- Progress. ----------------------------------------------------------------------------------
+
+
+class _ProgressLog:
+    """Counts scored and failed inputs in this process and logs a line every `interval` s."""
+
+    _lock = threading.Lock()
+    _state: dict = {}
+
+    def __init__(self, expected: int, interval: float):
+        self.expected, self.interval = expected, interval
+        self.run = uuid.uuid4().hex  # one count per run, even for runs in one process
+
+    def count(self, scored: int = 0, failed: int = 0) -> None:
+        with self._lock:
+            state = self._state.setdefault(
+                self.run,
+                {"scored": 0, "failed": 0, "started": time.monotonic(), "logged": 0.0},
+            )
+            state["scored"] += scored
+            state["failed"] += failed
+            now = time.monotonic()
+            if now - max(state["logged"], state["started"]) >= self.interval:
+                state["logged"] = now
+                logging.getLogger("digits.progress").info(self._line(state, now))
+
+    def _line(self, state: dict, now: float) -> str:
+        done = state["scored"] + state["failed"]
+        rate = done / max(now - state["started"], 1e-9)
+        left = max(self.expected - done, 0) / rate if rate else float("inf")
+        share = f" of {self.expected:,} ({done / self.expected:.1%})" if self.expected else ""
+        return (
+            f"progress: {done:,} inputs{share} done, {rate:,.0f}/s, {state['failed']:,} "
+            f"errors so far, about {_duration(left)} left"
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "? s"
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+class ReportProgress(beam.PTransform):
+    """(ScoredBatches, error records) -> a log line every `interval` seconds per worker
+    process: inputs done (of `expected`), the rate, errors so far, the time left."""
+
+    def __init__(self, expected: int, interval: float = 30.0):
+        super().__init__()
+        self.log = _ProgressLog(expected, interval)
+
+    def expand(self, inputs):
+        scored, errors = inputs
+        log = self.log
+        errors | "CountFailed" >> beam.Map(lambda _: log.count(failed=1))
+        return scored | "CountScored" >> beam.Map(lambda b: log.count(scored=len(b.keys)))
