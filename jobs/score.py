@@ -10,8 +10,7 @@ Inputs (--input, repeatable, local or gs:// globs): PNG and JPEG files of any si
 colour, and TFRecord shards in the project's schema (names containing `.tfrecord`).
 
     (driver) list the inputs once: fingerprint, batch lists of image paths
-    ReadBatchLists >> ReadFiles >> DecodeImages ─┐
-    TFRecord paths >> ReadRecords ───────────────┴> Predict >> FormatPredictions >> WritePredictions
+    work items >> SpreadInputs >> ReadInputs >> Predict >> FormatPredictions >> WritePredictions
     (every stage's rejects) >> WriteErrors
     (scored batches and rejects) >> Summarise, ReportProgress (a log line every 30 s)
 
@@ -44,12 +43,9 @@ from jobs.scoring.inputs import InputList, list_inputs
 from jobs.scoring.transforms import (
     CONFIDENCE_BINS,
     CSV_HEADER,
-    DecodeImages,
     FormatPredictions,
     Predict,
-    ReadBatchLists,
-    ReadFiles,
-    ReadRecords,
+    ReadInputs,
     ReportProgress,
     Summarise,
 )
@@ -121,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
         "--date", help="YYYY-MM-DD (or today / yesterday, UTC): write to OUTPUT/dt=DATE"
     )
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    parser.add_argument("--force", action="store_true", help="rescore a date already scored")
+    _add_limits(parser)
+    return parser
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    """Batching, failure and size limits, and what the job shows while it runs."""
     parser.add_argument(
         "--batch-size", "--batch_size", type=int, default=256, help="images per model call"
     )
@@ -138,7 +141,6 @@ def _parser() -> argparse.ArgumentParser:
         default=images.DEFAULT_MAX_PIXELS,
         help="refuse images with more pixels (decompression bombs)",
     )
-    parser.add_argument("--force", action="store_true", help="rescore a date already scored")
     parser.add_argument(
         "--progress-interval",
         "--progress_interval",
@@ -149,7 +151,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verbose", action="store_true", help="show TensorFlow's and Beam's start-up logs"
     )
-    return parser
 
 
 def predictor_factory(model: str):
@@ -163,31 +164,20 @@ def build(
     p, config: ScoreConfig, model_id: str, inputs: InputList, staging: str, make_predictor=None
 ) -> None:
     """Wires the stages; `make_predictor` defaults to loading `config.model`."""
+    work = [("images", path) for path in inputs.batch_lists]
+    work += [("records", path) for path in inputs.records]
     read = (
         p
-        | "BatchLists" >> beam.Create(inputs.batch_lists)
-        | "ReadBatchLists" >> ReadBatchLists()
-        | "ReadFiles" >> ReadFiles()
+        | "Inputs" >> beam.Create(work)
+        | "SpreadInputs" >> beam.Reshuffle()  # the one shuffle: work items, not images
+        | "ReadInputs" >> ReadInputs(config.batch_size, config.max_pixels)
     )
-    decoded = read.contents | "DecodeImages" >> DecodeImages(config.max_pixels)
-    records = (
-        p
-        | "RecordFiles" >> beam.Create(inputs.records)
-        | "ReadRecords" >> ReadRecords(config.batch_size)
-    )
-    predicted = (
-        (decoded.batches, records.batches)
-        | "AllBatches" >> beam.Flatten()
-        | "Predict" >> Predict(make_predictor or predictor_factory(config.model))
+    predicted = read.batches | "Predict" >> Predict(
+        make_predictor or predictor_factory(config.model)
     )
     lines = predicted.scored | "FormatPredictions" >> FormatPredictions(model_id, config.format)
     write_text(lines, files.join(staging, "predictions"), "." + config.format, config.format)
-    errors = (
-        read.errors,
-        decoded.errors,
-        records.errors,
-        predicted.errors,
-    ) | "AllErrors" >> beam.Flatten()
+    errors = (read.errors, predicted.errors) | "AllErrors" >> beam.Flatten()
     as_json = errors | "ErrorsToJson" >> beam.Map(json.dumps, ensure_ascii=False)
     write_text(as_json, files.join(staging, "errors"), ".jsonl", "jsonl", label="WriteErrors")
     (

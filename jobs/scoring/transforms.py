@@ -1,15 +1,19 @@
 """The scoring job's stages, one named composite transform each.
 
-    ReadBatchLists >> ReadFiles >> DecodeImages ─┐
-    TFRecord paths >> ReadRecords ───────────────┴> Predict >> FormatPredictions
+    work items (batch lists, TFRecord shards) >> SpreadInputs >> ReadInputs >> Predict
+    ReadInputs = ReadBatchLists >> ReadFiles >> DecodeImages | ReadRecords, in one step
+    Predict >> FormatPredictions
     (every stage's rejects, `errors`) ──────────────────────┐
     (Predict's scored batches) ───────────────────────────> Summarise, ReportProgress
 
 Elements are batches (of paths, file contents, pixels, predictions), not single images:
 one sink write and one model call per batch. The driver lists the inputs once and writes
-the image paths as batch lists (jobs.scoring.inputs); the pipeline reads those, so no
-stage ever holds every path. Every stage sends what it cannot handle to
-its `errors` output as {key, stage, error}, so every input ends up scored or explained.
+the image paths as batch lists (jobs.scoring.inputs); the pipeline spreads those lists and
+the TFRecord shards over the workers once, and everything after that runs in one fused
+stage, so no stage ever holds every path, and no image or pixel batch is ever buffered
+between stages (on the DirectRunner, a Flatten's inputs are buffered whole). Every stage
+sends what it cannot handle to its `errors` output as {key, stage, error}, so every input
+ends up scored or explained.
 Predict takes a predictor factory (any picklable callable returning an object with
 `predict(uint8 [n, 28, 28]) -> probabilities [n, 10]`), so the stages run in tests
 without a trained model.
@@ -69,14 +73,10 @@ def read_batch_list(path: str):
 
 
 class ReadBatchLists(beam.PTransform):
-    """Batch-list files -> batches of image paths, the lists spread over the workers."""
+    """Batch-list files -> batches of image paths."""
 
     def expand(self, lists):
-        return (
-            lists
-            | "SpreadLists" >> beam.Reshuffle()
-            | "ReadBatches" >> beam.FlatMap(read_batch_list)
-        )
+        return lists | "ReadBatches" >> beam.FlatMap(read_batch_list)
 
 
 # --- Reading and decoding image files. --------------------------------------------------------
@@ -207,12 +207,48 @@ class ReadRecords(beam.PTransform):
         self.batch_size = batch_size
 
     def expand(self, paths):
-        return (
-            paths
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadParse"
-            >> beam.ParDo(_ReadRecordsFn(self.batch_size)).with_outputs(ERRORS, main="batches")
+        return paths | "ReadParse" >> beam.ParDo(_ReadRecordsFn(self.batch_size)).with_outputs(
+            ERRORS, main="batches"
         )
+
+
+# --- All inputs in one step. -----------------------------------------------------------------
+
+
+class _ReadInputsFn(beam.DoFn):
+    """("images", batch list) or ("records", shard) -> PixelBatches and error records, by
+    the DoFns of ReadBatchLists, ReadFiles, DecodeImages and ReadRecords in one step."""
+
+    def __init__(self, batch_size: int, max_pixels: int):
+        self.files = _ReadFilesFn()
+        self.decode = _DecodeFn(max_pixels)
+        self.records = _ReadRecordsFn(batch_size)
+
+    def process(self, item):
+        kind, path = item
+        if kind == "records":
+            yield from self.records.process(path)
+            return
+        for paths in read_batch_list(path):
+            for output in self.files.process(paths):
+                if isinstance(output, beam.pvalue.TaggedOutput):
+                    yield output
+                else:
+                    yield from self.decode.process(output)
+
+
+class ReadInputs(beam.PTransform):
+    """Work items -> PixelBatches (main) and error records (`errors`), with no Flatten
+    before the model: the DirectRunner would buffer a Flatten's inputs whole."""
+
+    def __init__(self, batch_size: int, max_pixels: int = images.DEFAULT_MAX_PIXELS):
+        super().__init__()
+        self.batch_size, self.max_pixels = batch_size, max_pixels
+
+    def expand(self, items):
+        return items | "ReadDecode" >> beam.ParDo(
+            _ReadInputsFn(self.batch_size, self.max_pixels)
+        ).with_outputs(ERRORS, main="batches")
 
 
 # --- Predicting. ------------------------------------------------------------------------------
