@@ -130,32 +130,79 @@ def parse_labels(path: str, data: bytes, num_classes: int = 10) -> np.ndarray:
 def check_digest(path: str, data: bytes, expected_md5: str) -> str:
     digest = hashlib.md5(data).hexdigest()
     if digest != expected_md5:
-        raise IdxError(
-            f"{path}: MD5 of the uncompressed bytes is {digest}, expected {expected_md5} "
-            "for canonical MNIST; the file is corrupt or a different dataset (for "
-            "Fashion-MNIST, KMNIST or your own IDX files pass --no-digest-check)"
-        )
+        raise IdxError(_digest_message(path, digest, expected_md5))
     return digest
 
 
-def read_split(
-    images_path: str, labels_path: str, expected: tuple[SourceFile, SourceFile] | None
-) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
-    """Reads and verifies one images/labels pair; returns (images, labels, md5 by file)."""
-    image_bytes = read_bytes(images_path)
-    label_bytes = read_bytes(labels_path)
-    digests = {
-        images_path: hashlib.md5(image_bytes).hexdigest(),
-        labels_path: hashlib.md5(label_bytes).hexdigest(),
-    }
-    if expected is not None:
-        check_digest(images_path, image_bytes, expected[0].md5)
-        check_digest(labels_path, label_bytes, expected[1].md5)
-    images = parse_images(images_path, image_bytes)
-    labels = parse_labels(labels_path, label_bytes)
-    if len(images) != len(labels):
-        raise IdxError(
-            f"{images_path} holds {len(images)} images but {labels_path} holds "
-            f"{len(labels)} labels; the two files must come from the same dataset split"
-        )
-    return images, labels, digests
+def _digest_message(path: str, digest: str, expected_md5: str) -> str:
+    return (
+        f"{path}: MD5 of the uncompressed bytes is {digest}, expected {expected_md5} "
+        "for canonical MNIST; the file is corrupt or a different dataset (for "
+        "Fashion-MNIST, KMNIST or your own IDX files pass --no-digest-check)"
+    )
+
+
+def read_labels(path: str, expected: SourceFile | None) -> tuple[np.ndarray, str]:
+    """A labels file (small: one byte a record), verified; returns (labels, md5)."""
+    data = read_bytes(path)
+    digest = check_digest(path, data, expected.md5) if expected else hashlib.md5(data).hexdigest()
+    return parse_labels(path, data), digest
+
+
+class ImageStream:
+    """Reads an IDX images file front to back, one range of images at a time, so memory
+    holds one range whatever the file's size. The header, the length and (when expected)
+    the MD5 of the uncompressed bytes are checked as it reads; the MD5 is in `md5` once
+    `ranges` is exhausted. A check that fails raises IdxError naming the file."""
+
+    def __init__(self, path: str, expected: SourceFile | None, count: int, shape=(28, 28)):
+        self.path, self.expected, self.count, self.shape = path, expected, count, shape
+        self.md5: str | None = None
+
+    def ranges(self, ranges: list[tuple[int, int]]):
+        """Yields uint8 [stop - start, rows, cols] for each (start, stop), in file order."""
+        digest = hashlib.md5()
+        try:
+            with files.open_read(self.path) as raw:
+                handle = gzip.GzipFile(fileobj=raw) if self.path.endswith(".gz") else raw
+                size = self._header(handle, digest)
+                position = 0
+                for start, stop in sorted(ranges):
+                    digest.update(self._read(handle, (start - position) * size))
+                    data = self._read(handle, (stop - start) * size)
+                    digest.update(data)
+                    yield np.frombuffer(data, np.uint8).reshape(stop - start, *self.shape)
+                    position = stop
+                digest.update(self._read(handle, (self.count - position) * size))
+                if handle.read(1):
+                    raise IdxError(f"{self.path}: {_LENGTH}")
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+            raise IdxError(
+                f"{self.path}: damaged gzip data ({error}); the file is truncated or "
+                "corrupt, download it again"
+            ) from error
+        self.md5 = digest.hexdigest()
+        if self.expected is not None and self.md5 != self.expected.md5:
+            raise IdxError(_digest_message(self.path, self.md5, self.expected.md5))
+
+    def _header(self, handle, digest) -> int:
+        header = handle.read(16)
+        digest.update(header)
+        count, rows, cols = _dims(self.path, header, IMAGES_MAGIC, 3)
+        if (rows, cols) != self.shape:
+            raise IdxError(f"{self.path}: images are {rows}x{cols}, expected {self.shape}")
+        if count != self.count:
+            raise IdxError(
+                f"{self.path} holds {count} images but its labels file holds {self.count} "
+                "labels; the two files must come from the same dataset split"
+            )
+        return rows * cols
+
+    def _read(self, handle, size: int) -> bytes:
+        data = handle.read(size)
+        if len(data) != size:
+            raise IdxError(f"{self.path}: {_LENGTH}")
+        return data
+
+
+_LENGTH = "its length does not match its header: the file is truncated or has trailing data"

@@ -166,7 +166,8 @@ def build(p: beam.Pipeline, config: PreprocessConfig, specs: list[SplitSource]) 
         blocks
         | "Normalise" >> Normalise()
         | "ToExamples" >> ToExamples()
-        | "WriteShards" >> WriteShards(config.output, config.compression)
+        | "WriteShards"
+        >> WriteShards(config.output, config.compression, sum(len(s.shards) for s in specs))
     )
     facts_path = files.join(config.output, output.FACTS_FILE)
     (

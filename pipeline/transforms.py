@@ -3,11 +3,11 @@
     ReadIdx >> Normalise >> ToExamples >> WriteShards   (+ SummariseSplits on the side)
 
 Elements are whole shards, not single images: one Beam element per image spends most of
-its time in per-element overhead, and moving serialised records through a shuffle costs
-four times what moving uint8 pixels does. So ReadIdx cuts each source into its shards
-and reshuffles those (compact uint8) over the workers; each shard is then normalised,
-serialised and written where it lands, with no further shuffle. The shard count is the
-parallelism: raise --num-shards for bigger inputs. Shard contents are deterministic.
+its time in per-element overhead. ReadIdx reads each source file front to back and cuts
+it into its shards as it reads; each shard is then normalised, serialised and written in
+the same fused stage, with no shuffle of images at all, so memory holds about one shard
+whatever the size of the source. The source file pairs (MNIST has two) are the
+parallelism. Shard contents are deterministic.
 """
 
 from __future__ import annotations
@@ -75,38 +75,39 @@ class _ReadIdxFn(beam.DoFn):
         self.images_read = Metrics.counter("ReadIdx", "images")
 
     def process(self, source: SplitSource):
-        images, labels, digests = idx.read_split(
-            source.images_path, source.labels_path, source.expected
-        )
-        self.images_read.inc(len(images))
-        yield beam.pvalue.TaggedOutput(self.DIGESTS, digests)
+        expected = source.expected or (None, None)
+        labels, labels_md5 = idx.read_labels(source.labels_path, expected[1])
+        stream = idx.ImageStream(source.images_path, expected[0], count=len(labels))
         for plan in source.shards:
-            if plan.stop > len(images):
+            if plan.stop > len(labels):
                 raise idx.IdxError(
-                    f"{source.images_path}: holds {len(images)} images, but the {plan.split} "
+                    f"{source.images_path}: holds {len(labels)} images, but the {plan.split} "
                     f"split needs images up to index {plan.stop}"
                 )
-            yield Block(
-                plan,
-                source.source_split,
-                images[plan.start : plan.stop],
-                labels[plan.start : plan.stop],
-            )
+        ranges = [(plan.start, plan.stop) for plan in source.shards]
+        for plan, images in zip(source.shards, stream.ranges(ranges), strict=True):
+            self.images_read.inc(len(images))
+            yield Block(plan, source.source_split, images, labels[plan.start : plan.stop])
+        digests = {source.images_path: stream.md5, source.labels_path: labels_md5}
+        yield beam.pvalue.TaggedOutput(self.DIGESTS, digests)
 
 
 class ReadIdx(beam.PTransform):
     """SplitSources -> verified Blocks, one per output shard, and {file: md5} (`digests`).
 
-    One element per shard: the shard count sets the parallelism of the stages after it.
+    Each source file is read front to back, streaming: a shard's Block is passed on (and
+    written) as soon as it is read, so memory holds about one shard whatever the size of
+    the source. The source pairs are spread over the workers.
     """
 
     def expand(self, sources):
-        outputs = sources | "ReadAndVerify" >> beam.ParDo(_ReadIdxFn()).with_outputs(
-            _ReadIdxFn.DIGESTS, main="blocks"
+        outputs = (
+            sources
+            | "SpreadSources" >> beam.Reshuffle()
+            | "ReadAndVerify"
+            >> beam.ParDo(_ReadIdxFn()).with_outputs(_ReadIdxFn.DIGESTS, main="blocks")
         )
-        # Reading is one element per file pair; reshuffle so shards spread over workers.
-        blocks = outputs.blocks | "SpreadShards" >> beam.Reshuffle()
-        return blocks, outputs[_ReadIdxFn.DIGESTS]
+        return outputs.blocks, outputs[_ReadIdxFn.DIGESTS]
 
 
 def _normalise_block(block: Block) -> Block:
@@ -171,10 +172,11 @@ class WriteShards(beam.PTransform):
     so a failed run leaves no partial shard under its final name.
     """
 
-    def __init__(self, output_dir: str, compression: str):
+    def __init__(self, output_dir: str, compression: str, shards: int = 20):
         super().__init__()
         self.output_dir = output_dir
         self.compression = compression
+        self.shards = shards
 
     def expand(self, shards):
         return shards | "WriteFiles" >> fileio.WriteToFiles(
@@ -184,6 +186,8 @@ class WriteShards(beam.PTransform):
             sink=lambda _: _FramedRecordsSink(self.compression),
             file_naming=_shard_name,
             shards=1,
+            # One writer per shard: over the limit, Beam would spill records to a shuffle.
+            max_writers_per_bundle=max(self.shards, 20),
         )
 
 
