@@ -53,7 +53,10 @@ def _pump(read_end: int, terminal: int) -> None:
     with os.fdopen(read_end, "rb", buffering=0) as lines:
         for line in iter(lines.readline, b""):
             if not is_noise(line):
-                os.write(terminal, line)
+                try:
+                    os.write(terminal, line)
+                except OSError:  # the terminal is gone: keep draining, never block writers
+                    pass
 
 
 def _restore(terminal: int, pump: threading.Thread) -> None:
