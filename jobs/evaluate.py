@@ -4,9 +4,11 @@
     python -m jobs.evaluate --data out/data --model out/model --output out/report
 
 Writes to REPORT_DIR: evaluation.json (accuracy, loss, per-class precision / recall / F1,
-the confusion matrix), confusion_matrix.png, misclassified.png (test digits the model got
-wrong, true -> predicted), samples.png (test digits with predictions) and report.md,
-a short model card.
+the confusion matrix, calibration), confusion_matrix.png, misclassified.png (test digits
+the model got wrong, true -> predicted), samples.png (test digits with predictions),
+reliability.png and report.md, a short model card. Into the model folder:
+calibration.json, a temperature and a review threshold fitted on the validation split
+(jobs/calibration_report.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from common import files, schema  # noqa: E402
+from jobs import calibration_report  # noqa: E402
 from model import data, serving  # noqa: E402
 
 
@@ -158,6 +161,7 @@ Accuracy **{results["accuracy"]:.4f}**, loss {results["loss"]:.4f}; validation a
 
 ![misclassified test digits](misclassified.png)
 
+{calibration_report.card_section(results["calibration"])}
 ## Limits
 {_limits_text(results["per_class"])}
 """
@@ -210,6 +214,12 @@ def parse_args(argv):
     parser.add_argument("--data", required=True, help="a dataset folder from digits preprocess")
     parser.add_argument("--model", required=True, help="a model folder from digits train")
     parser.add_argument("--output", required=True, help="report folder to write")
+    parser.add_argument(
+        "--target-error",
+        type=float,
+        default=0.001,
+        help="highest error rate among accepted predictions, for the review threshold",
+    )
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     return parser.parse_args(argv)
 
@@ -222,7 +232,10 @@ def run(argv: list[str] | None = None) -> dict:
     model = serving.load_model(args.model)
     with data.local_dataset(args.data) as dataset:
         test = predict_split(model, dataset.path, verify=not dataset.verified)
+        validation = predict_split(model, dataset.path, "validation", verify=False)
     results = classification_metrics(test["labels"], test["probabilities"])
+    results["calibration"] = calibration_report.calibrate(validation, test, args.target_error)
+    calibration_report.save(args.model, training.get("model_id"), results["calibration"])
     with report_folder(args.output) as output:
         with open(os.path.join(output, "evaluation.json"), "w") as handle:
             json.dump(
@@ -241,8 +254,12 @@ def run(argv: list[str] | None = None) -> dict:
 
 
 def write_pictures(test: dict, results: dict, model_name: str, output: str) -> None:
-    """confusion_matrix.png, misclassified.png (first 60) and samples.png (first 30)."""
+    """confusion_matrix.png, misclassified.png (first 60), samples.png (first 30) and
+    reliability.png."""
     predicted = test["probabilities"].argmax(axis=1)
+    calibration_report.plot_reliability(
+        test, results["calibration"]["temperature"], os.path.join(output, "reliability.png")
+    )
     plot_confusion(
         np.array(results["confusion_matrix"]),
         os.path.join(output, "confusion_matrix.png"),

@@ -1,0 +1,79 @@
+"""Calibrated confidence: temperature scaling lowers the calibration error without
+changing a single prediction, and the review threshold keeps its error target."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from common import files
+from jobs import calibration_report, evaluate
+from model import calibration, data, serving
+
+
+@pytest.fixture(scope="module")
+def mnist_outputs(mnist_model, mnist_dataset):
+    """The real seed model's probabilities on the validation and test splits."""
+    model = serving.load_model(str(mnist_model))
+    return {
+        split: evaluate.predict_split(model, str(mnist_dataset), split)
+        for split in ("validation", "test")
+    }
+
+
+def _underconfident(split: dict, temperature: float = 3.0) -> dict:
+    """The same predictions with compressed confidences, as label smoothing gives."""
+    return {**split, "probabilities": calibration.scale(split["probabilities"], temperature)}
+
+
+def test_scaling_recovers_the_temperature_lowers_ece_and_keeps_every_prediction(mnist_outputs):
+    validation = _underconfident(mnist_outputs["validation"])
+    test = _underconfident(mnist_outputs["test"])
+    t = calibration.fit_temperature(validation["probabilities"], validation["labels"])
+    assert 1 / 3.6 < t < 1 / 2.4  # undoes the factor of 3, fitted on validation only
+    after = calibration.scale(test["probabilities"], t)
+    before_ece = calibration.expected_calibration_error(test["probabilities"], test["labels"])
+    after_ece = calibration.expected_calibration_error(after, test["labels"])
+    assert after_ece < before_ece / 4 and after_ece < 0.01
+    np.testing.assert_array_equal(after.argmax(axis=1), test["probabilities"].argmax(axis=1))
+
+
+def test_the_threshold_meets_its_target_on_the_data_it_was_chosen_on(mnist_outputs):
+    validation = mnist_outputs["validation"]
+    for target in (0.001, 0.005, 0.02):
+        threshold = calibration.choose_threshold(
+            validation["probabilities"], validation["labels"], target
+        )
+        chosen = calibration.coverage(validation["probabilities"], validation["labels"], threshold)
+        assert chosen["error_among_accepted"] <= target
+        lower = calibration.coverage(
+            validation["probabilities"], validation["labels"], threshold * 0.999
+        )
+        assert lower["accepted"] == chosen["accepted"] or lower["error_among_accepted"] > target
+
+
+def test_binomial_upper_bound_matches_the_rule_of_three_and_grows_with_errors():
+    assert calibration.binomial_upper_bound(0, 3000) == pytest.approx(1 - 0.05 ** (1 / 3000))
+    bounds = [calibration.binomial_upper_bound(k, 1000) for k in range(6)]
+    assert bounds == sorted(bounds) and all(b > k / 1000 for k, b in enumerate(bounds))
+
+
+def test_evaluate_writes_calibration_for_this_exact_model(mnist_model, mnist_dataset, tmp_path):
+    results = evaluate.run(
+        ["--data", str(mnist_dataset), "--model", str(mnist_model), "--output", str(tmp_path)]
+    )
+    saved = files.read_json(str(mnist_model / calibration_report.CALIBRATION_FILE))
+    assert saved["model_id"] == serving.model_id(serving.keras_path(str(mnist_model)))
+    section = json.loads((tmp_path / "evaluation.json").read_text())["calibration"]
+    assert saved["temperature"] == section["temperature"] and saved["threshold"] < 1
+    assert section["test_accuracy_after"] == results["accuracy"]
+    manifest = data.read_manifest(str(mnist_dataset))
+    assert (
+        section["validation_at_threshold"]["accepted"]
+        <= manifest["splits"]["validation"]["records"]
+    )
+    assert section["validation_at_threshold"]["error_among_accepted"] <= 0.001
+    assert (tmp_path / "reliability.png").stat().st_size > 10_000
+    assert "## Calibration and the review threshold" in (tmp_path / "report.md").read_text()
