@@ -36,11 +36,13 @@ SPLITS = ("train", "validation", "test")
 # metadata, and the manifest, written last: a folder without it is not finished.
 DATASET_NAME = "mnist"
 MANIFEST_FILE = "manifest.json"
-# Model folder (digits train): metrics.json is written last.
+# Model folder (digits train): metrics.json is written last; digits evaluate adds
+# calibration.json (for the model whose identifier it names).
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.jsonl"
+CALIBRATION_FILE = "calibration.json"
 # Scoring partition (digits score): _SUCCESS is written last.
 SUCCESS_FILE = "_SUCCESS"
 SUMMARY_FILE = "summary.json"

@@ -13,10 +13,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import files  # noqa: E402
+from common import files, schema  # noqa: E402
 from model import calibration  # noqa: E402
 
-CALIBRATION_FILE = "calibration.json"
 COVERAGE_THRESHOLDS = (0.5, 0.9, 0.95, 0.99, 0.995, 0.999)
 
 
@@ -51,7 +50,7 @@ def calibrate(validation: dict, test: dict, target_error: float) -> dict:
 def save(model_dir: str, model_id: str | None, result: dict) -> None:
     """calibration.json in the model folder: what the scorer needs, for this exact model."""
     files.write_json(
-        files.join(model_dir, CALIBRATION_FILE),
+        files.join(model_dir, schema.CALIBRATION_FILE),
         {
             "model_id": model_id,
             "temperature": result["temperature"],

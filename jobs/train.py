@@ -159,7 +159,7 @@ def prepare_output(model_dir: str) -> bool:
     if os.path.exists(backup):
         return True
     # metrics.json first: from then on the folder is not a finished model.
-    for name in (schema.METRICS_FILE, schema.HISTORY_FILE, BEST_WEIGHTS):
+    for name in (schema.METRICS_FILE, schema.HISTORY_FILE, BEST_WEIGHTS, schema.CALIBRATION_FILE):
         path = os.path.join(model_dir, name)
         if os.path.exists(path):
             os.remove(path)

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from common import files
-from jobs import calibration_report, evaluate
+from common import files, schema
+from jobs import evaluate
 from model import calibration, data, serving
 
 
@@ -64,7 +64,7 @@ def test_evaluate_writes_calibration_for_this_exact_model(mnist_model, mnist_dat
     results = evaluate.run(
         ["--data", str(mnist_dataset), "--model", str(mnist_model), "--output", str(tmp_path)]
     )
-    saved = files.read_json(str(mnist_model / calibration_report.CALIBRATION_FILE))
+    saved = files.read_json(str(mnist_model / schema.CALIBRATION_FILE))
     assert saved["model_id"] == serving.model_id(serving.keras_path(str(mnist_model)))
     section = json.loads((tmp_path / "evaluation.json").read_text())["calibration"]
     assert saved["temperature"] == section["temperature"] and saved["threshold"] < 1
