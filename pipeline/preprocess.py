@@ -5,7 +5,7 @@ Locally (DirectRunner):
     digits preprocess --output out/data [--source DIR] [--validation-size 5000]
     python -m pipeline.preprocess --output out/data     # the same
 
-On Dataflow (needs `pip install -e .[gcp]`; the same code, every Beam option passes through):
+On Dataflow (the same code; every Beam option passes through; README, "On Dataflow"):
 
     digits preprocess --source gs://BUCKET/mnist --output gs://BUCKET/digits/data \\
         --runner DataflowRunner --project PROJECT --region REGION \\
