@@ -76,3 +76,4 @@ def show_job_logs() -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # Beam may give the root logger a handler: one line, not two

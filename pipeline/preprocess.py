@@ -29,6 +29,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 import pipeline
 from common import files, schema
+from common.progress import ProgressLog
+from common.startup import show_job_logs
 from pipeline import idx, output, sources
 from pipeline.transforms import (
     COMPRESSIONS,
@@ -53,6 +55,7 @@ class PreprocessConfig:
     num_shards: int = 0  # 0: one shard per 10,000 records in each split
     compression: str = "none"
     verify_digests: bool = True
+    progress_interval: float = 30.0  # seconds between progress lines
 
 
 def parse_args(argv: list[str] | None) -> tuple[PreprocessConfig, list[str]]:
@@ -103,10 +106,21 @@ def _parser() -> argparse.ArgumentParser:
         help="for other IDX datasets of MNIST's shape (Fashion-MNIST, KMNIST, "
         "your own): header checks still apply, MNIST's digests do not",
     )
+    _add_run_options(parser)
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """What the job shows while it runs."""
     parser.add_argument(
         "--verbose", action="store_true", help="show TensorFlow's and Beam's start-up logs"
     )
-    return parser
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=30.0,
+        help="seconds between progress lines (images read, rate, time left)",
+    )
 
 
 def plan_sources(config: PreprocessConfig, source_dir: str) -> tuple[list[SplitSource], dict]:
@@ -161,7 +175,9 @@ def plan_shards(split: str, start: int, stop: int, num_shards: int) -> list[Shar
 
 
 def build(p: beam.Pipeline, config: PreprocessConfig, specs: list[SplitSource]) -> None:
-    blocks, digests = p | "Sources" >> beam.Create(specs) | "ReadIdx" >> ReadIdx()
+    images = sum(plan.stop - plan.start for spec in specs for plan in spec.shards)
+    progress = ProgressLog(images, config.progress_interval, unit="images")
+    blocks, digests = p | "Sources" >> beam.Create(specs) | "ReadIdx" >> ReadIdx(progress)
     (
         blocks
         | "Normalise" >> Normalise()
@@ -258,6 +274,7 @@ def summary(manifest: dict) -> str:
 def run(argv: list[str] | None = None) -> dict:
     started = time.time()
     config, beam_args = parse_args(argv)
+    show_job_logs()
     source_dir = sources.locate(config.source)
     specs, counts = plan_sources(config, source_dir)
     output.claim(config.output)

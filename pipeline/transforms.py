@@ -23,6 +23,7 @@ from apache_beam.options.value_provider import StaticValueProvider
 
 from common import schema
 from common.counts import merge_counts
+from common.progress import ProgressLog
 from common.tfrecord import frame_records
 from pipeline import idx
 
@@ -71,8 +72,9 @@ class Block:
 class _ReadIdxFn(beam.DoFn):
     DIGESTS = "digests"
 
-    def __init__(self):
+    def __init__(self, progress: ProgressLog | None):
         self.images_read = Metrics.counter("ReadIdx", "images")
+        self.progress = progress
 
     def process(self, source: SplitSource):
         expected = source.expected or (None, None)
@@ -87,6 +89,8 @@ class _ReadIdxFn(beam.DoFn):
         ranges = [(plan.start, plan.stop) for plan in source.shards]
         for plan, images in zip(source.shards, stream.ranges(ranges), strict=True):
             self.images_read.inc(len(images))
+            if self.progress:
+                self.progress.count(done=len(images))
             yield Block(plan, source.source_split, images, labels[plan.start : plan.stop])
         digests = {source.images_path: stream.md5, source.labels_path: labels_md5}
         yield beam.pvalue.TaggedOutput(self.DIGESTS, digests)
@@ -97,15 +101,20 @@ class ReadIdx(beam.PTransform):
 
     Each source file is read front to back, streaming: a shard's Block is passed on (and
     written) as soon as it is read, so memory holds about one shard whatever the size of
-    the source. The source pairs are spread over the workers.
+    the source. The source pairs are spread over the workers. With `progress`, each
+    worker logs the images read so far at its interval.
     """
+
+    def __init__(self, progress: ProgressLog | None = None):
+        super().__init__()
+        self.progress = progress
 
     def expand(self, sources):
         outputs = (
             sources
             | "SpreadSources" >> beam.Reshuffle()
             | "ReadAndVerify"
-            >> beam.ParDo(_ReadIdxFn()).with_outputs(_ReadIdxFn.DIGESTS, main="blocks")
+            >> beam.ParDo(_ReadIdxFn(self.progress)).with_outputs(_ReadIdxFn.DIGESTS, main="blocks")
         )
         return outputs.blocks, outputs[_ReadIdxFn.DIGESTS]
 

@@ -6,6 +6,8 @@ import gzip
 import json
 import os
 import re
+import subprocess
+import sys
 
 import apache_beam as beam
 import numpy as np
@@ -17,7 +19,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from common import schema
 from pipeline import idx, output, preprocess, sources
 from pipeline.transforms import Normalise, ReadIdx, ShardPlan, SplitSource, ToExamples
-from tests.conftest import kill_job_when
+from tests.conftest import REPO, kill_job_when
 from tests.fakes import digit_like_images, write_idx
 
 TINY = ["--no-digest-check", "--validation-size", "10"]
@@ -320,3 +322,20 @@ def test_real_mnist_output_loads_with_tfds(mnist_dataset):
     assert labels == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     image = next(iter(builder.as_dataset(split="test", as_supervised=True)))[0]
     assert image.shape == (28, 28) and image.dtype == tf.float32
+
+
+def test_a_run_longer_than_the_interval_logs_progress_and_starts_quietly(mnist_dir, tmp_path):
+    from common.startup import is_noise
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.preprocess", "--source", str(mnist_dir)]
+        + ["--output", str(tmp_path / "out"), "--progress-interval", "0.01"],
+        cwd=REPO,
+        capture_output=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stderr.splitlines(keepends=True)
+    progress = [line for line in lines if b"progress: " in line]
+    assert progress and b" images of 70,000 (" in progress[0]
+    assert not [line for line in lines if is_noise(line)]

@@ -262,14 +262,28 @@ def test_summarise_of_nothing_is_all_zeros():
         )
 
 
-def test_progress_lines_give_inputs_done_rate_errors_and_time_left(caplog):
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def test_progress_lines_give_inputs_done_rate_errors_and_time_left():
     scored = [_scored(["a", "b"], [1, 1]), _scored(["c"], [7])]
     errors = [{"key": "x", "stage": "read", "error": "?"}]
-    with caplog.at_level(logging.INFO, logger="digits.progress"):
+    logger, collected = logging.getLogger("digits.progress"), _Lines()
+    logger.addHandler(collected)
+    logger.setLevel(logging.INFO)
+    try:
         with TestPipeline() as p:
             inputs = p | "Scored" >> beam.Create(scored), p | "Errors" >> beam.Create(errors)
             inputs | ReportProgress(expected=8, interval=0)
-    lines = [r.getMessage() for r in caplog.records if r.name == "digits.progress"]
-    assert lines, "no progress line"
-    assert lines[-1].startswith("progress: 4 inputs of 8 (50.0%) done, ")
-    assert "/s, 1 errors so far, about " in lines[-1] and lines[-1].endswith(" left")
+    finally:
+        logger.removeHandler(collected)
+    assert collected.lines, "no progress line"
+    assert collected.lines[-1].startswith("progress: 4 inputs of 8 (50.0%) done, ")
+    last = collected.lines[-1]
+    assert "/s, 1 errors so far, about " in last and last.endswith(" left")

@@ -24,10 +24,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
-import threading
-import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,6 +34,7 @@ from apache_beam.utils import shared
 
 from common import files, schema, tfrecord
 from common.counts import merge_counts
+from common.progress import ProgressLog
 from jobs.scoring import images
 
 ERRORS = "errors"
@@ -383,57 +380,16 @@ class Summarise(beam.PTransform):
 # --- Progress. ----------------------------------------------------------------------------------
 
 
-class _ProgressLog:
-    """Counts scored and failed inputs in this process and logs a line every `interval` s."""
-
-    _lock = threading.Lock()
-    _state: dict = {}
-
-    def __init__(self, expected: int, interval: float):
-        self.expected, self.interval = expected, interval
-        self.run = uuid.uuid4().hex  # one count per run, even for runs in one process
-
-    def count(self, scored: int = 0, failed: int = 0) -> None:
-        with self._lock:
-            state = self._state.setdefault(
-                self.run,
-                {"scored": 0, "failed": 0, "started": time.monotonic(), "logged": 0.0},
-            )
-            state["scored"] += scored
-            state["failed"] += failed
-            now = time.monotonic()
-            if now - max(state["logged"], state["started"]) >= self.interval:
-                state["logged"] = now
-                logging.getLogger("digits.progress").info(self._line(state, now))
-
-    def _line(self, state: dict, now: float) -> str:
-        done = state["scored"] + state["failed"]
-        rate = done / max(now - state["started"], 1e-9)
-        left = max(self.expected - done, 0) / rate if rate else float("inf")
-        share = f" of {self.expected:,} ({done / self.expected:.1%})" if self.expected else ""
-        return (
-            f"progress: {done:,} inputs{share} done, {rate:,.0f}/s, {state['failed']:,} "
-            f"errors so far, about {_duration(left)} left"
-        )
-
-
-def _duration(seconds: float) -> str:
-    if seconds == float("inf"):
-        return "? s"
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
-
-
 class ReportProgress(beam.PTransform):
     """(ScoredBatches, error records) -> a log line every `interval` seconds per worker
     process: inputs done (of `expected`), the rate, errors so far, the time left."""
 
     def __init__(self, expected: int, interval: float = 30.0):
         super().__init__()
-        self.log = _ProgressLog(expected, interval)
+        self.log = ProgressLog(expected, interval, unit="inputs")
 
     def expand(self, inputs):
         scored, errors = inputs
         log = self.log
         errors | "CountFailed" >> beam.Map(lambda _: log.count(failed=1))
-        return scored | "CountScored" >> beam.Map(lambda b: log.count(scored=len(b.keys)))
+        return scored | "CountScored" >> beam.Map(lambda b: log.count(done=len(b.keys)))
