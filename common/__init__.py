@@ -6,6 +6,8 @@
             FileSystems: paths, JSON, digests, UTC timestamps, local staging.
 - `tfrecord`: the TFRecord file format, written and read without TensorFlow.
 - `counts`: merging nested counts, the combiner behind every job summary.
+- `progress`: the periodic progress line of long Beam jobs.
+- `startup`: a quiet start: TensorFlow's native start-up lines filtered from stderr.
 
 `pipeline/`, `model/` and `jobs/` import from here; nothing here imports them.
 """
