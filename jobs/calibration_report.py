@@ -63,7 +63,7 @@ def save(model_dir: str, model_id: str | None, result: dict) -> None:
 
 
 def plot_reliability(test: dict, temperature: float, path: str) -> None:
-    """Accuracy against confidence per bin, before and after scaling, with bin counts."""
+    """Accuracy against mean confidence per bin, before and after scaling, with the ECEs."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), dpi=100, sharey=True)
     for ax, (title, probs) in zip(
         axes,
