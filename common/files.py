@@ -133,11 +133,15 @@ def match(pattern: str) -> list:
     return FileSystems.match([pattern])[0].metadata_list
 
 
-def copy(source: str, destination: str) -> None:
-    """Copies one file between any two file systems (local, gs://), streaming."""
+def copy(source: str, destination: str) -> str:
+    """Copies one file between any two file systems (local, gs://), streaming; returns the
+    hex SHA-256 of the bytes copied, so a caller can verify them without reading twice."""
+    digest = hashlib.sha256()
     with open_read(source) as reader, open_write(destination) as writer:
         while chunk := reader.read(_CHUNK):
+            digest.update(chunk)
             writer.write(chunk)
+    return digest.hexdigest()
 
 
 def list_tree(directory: str) -> list[str]:
@@ -176,9 +180,7 @@ def delete_tree(directory: str) -> None:
     if is_local(directory):
         shutil.rmtree(directory, ignore_errors=True)
         return
-    found = list_tree(directory)
-    if found:
-        FileSystems.delete([join(directory, name) for name in found])
+    delete_all([join(directory, name) for name in list_tree(directory)])
 
 
 def check_reachable(directory: str) -> None:

@@ -87,8 +87,7 @@ def publish(local: str, output: str) -> None:
     """The finished model replaces the bucket's folder; `metrics.json` last."""
     files.delete(files.join(output, schema.METRICS_FILE), missing_ok=True)
     old = [n for n in files.list_tree(output) if not n.startswith(BACKUP_DIR + "/")]
-    for name in old:
-        files.delete(files.join(output, name))
+    files.delete_all([files.join(output, name) for name in old])
     names = [
         name
         for name in files.list_tree(local)

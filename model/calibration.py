@@ -7,7 +7,8 @@ All in NumPy, on the model's probabilities (their logs are its logits up to a co
     calibrated = scale(test_probs, t)
     expected_calibration_error(calibrated, test_labels)  # 15 equal-width bins (Guo et al.)
     threshold = choose_threshold(scale(val_probs, t), val_labels, target_error=0.001)
-    confirm(scale(test_probs, t), test_labels, threshold) # error among accepted + upper bound
+    chosen = coverage(scale(test_probs, t), test_labels, threshold)  # confirmed on test
+    binomial_upper_bound(chosen["errors"], chosen["accepted"])        # 95% one-sided
 
 Temperature scaling divides the logits by one number, so the predicted digit (the arg
 max) never changes: accuracy is exactly the same.
@@ -121,9 +122,7 @@ def choose_threshold(
 
 def binomial_upper_bound(errors: int, n: int, confidence: float = 0.95) -> float:
     """One-sided Clopper-Pearson upper bound on an error rate seen as errors / n."""
-    if n == 0:
-        return 1.0
-    if errors >= n:
+    if n == 0 or errors >= n:
         return 1.0
     low, high = errors / n, 1.0
     for _ in range(100):

@@ -20,7 +20,6 @@ verified against the manifest while it is copied, and streamed from there.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
@@ -76,12 +75,7 @@ def _copy_verified(source: str, local: str, shard: dict) -> None:
     """Copies one shard, hashing as it goes: one read of the bucket, verified."""
     if not files.exists(source):
         raise DatasetError(f"shard {source} is missing; rerun `digits preprocess`")
-    digest = hashlib.sha256()
-    with files.open_read(source) as reader, open(os.path.join(local, shard["file"]), "wb") as out:
-        while chunk := reader.read(1 << 24):
-            digest.update(chunk)
-            out.write(chunk)
-    if digest.hexdigest() != shard["sha256"]:
+    if files.copy(source, os.path.join(local, shard["file"])) != shard["sha256"]:
         raise DatasetError(
             f"shard {source} does not match the manifest's SHA-256 (truncated or corrupt); "
             "rerun `digits preprocess` to rebuild the dataset"

@@ -79,7 +79,6 @@ class Predictor:
 
     def __init__(self, model: str):
         self.model = load_model(model)
-        self.id = model_id(keras_path(model))
         self._predict = tf.function(
             lambda pixels: self.model(
                 tf.cast(pixels, tf.float32)[..., None] / schema.PIXEL_MAX, training=False

@@ -207,8 +207,7 @@ class DataflowStandIn:
         with open(os.path.join(site, "locked_dependencies.pth"), "w") as handle:
             handle.write(sysconfig.get_paths()["purelib"] + "\n")
         package = os.path.join(folder, "workflow.tar.gz")
-        with files.open_read(workflow) as reader, open(package, "wb") as out:
-            shutil.copyfileobj(reader, out)
+        files.copy(workflow, package)
         install = subprocess.run(
             [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
             + ["--no-index", package],
