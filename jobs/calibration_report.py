@@ -14,13 +14,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from common import files, schema  # noqa: E402
-from model import calibration  # noqa: E402
+from model import calibration, screening  # noqa: E402
 
 COVERAGE_THRESHOLDS = (0.5, 0.9, 0.95, 0.99, 0.995, 0.999)
 
 
-def calibrate(validation: dict, test: dict, target_error: float) -> dict:
-    """Temperature and threshold on validation; ECE, coverage and the bound on test."""
+def calibrate(validation: dict, test: dict, target_error: float, budget: float) -> dict:
+    """Temperature, threshold and input limits on validation; ECE, coverage, the bound, and
+    the share of digits the input checks flag, on test."""
     temperature = calibration.fit_temperature(validation["probabilities"], validation["labels"])
     val = calibration.scale(validation["probabilities"], temperature)
     threshold = calibration.choose_threshold(val, validation["labels"], target_error)
@@ -30,7 +31,18 @@ def calibrate(validation: dict, test: dict, target_error: float) -> dict:
     confirmed["error_upper_bound_95"] = calibration.binomial_upper_bound(
         confirmed["errors"], confirmed["accepted"]
     )
+    screen = fit_screen(validation, temperature, threshold, budget)
+    test_status = screening.judge(test["measured"], after.max(axis=1), screen)["status"].numpy()
     return {
+        "screen": screen.to_dict(),
+        "test_statuses": {
+            name: int((test_status == code).sum()) for code, name in enumerate(screening.STATUSES)
+        },
+        "test_not_a_digit_share": float((test_status == screening.NOT_A_DIGIT).mean()),
+        "misclassified_auroc": calibration.auroc(
+            -after.max(axis=1)[after.argmax(axis=1) != labels],
+            -after.max(axis=1)[after.argmax(axis=1) == labels],
+        ),
         "temperature": temperature,
         "fitted_on": "validation",
         "ece_bins": calibration.ECE_BINS,
@@ -47,14 +59,28 @@ def calibrate(validation: dict, test: dict, target_error: float) -> dict:
     }
 
 
+def fit_screen(validation: dict, temperature: float, threshold: float, budget: float):
+    """model.screening's limits from the validation digits (see screening.fit)."""
+    confidence = calibration.scale(validation["probabilities"], temperature).max(axis=1)
+    return screening.fit(validation["measured"], confidence, temperature, threshold, budget)
+
+
+def measure(split: dict) -> dict:
+    """Adds the input checks' measurements of a split's images (model.screening.features)."""
+    pixels = (split["images"] * schema.PIXEL_MAX).round().astype("uint8")
+    split["pixels"] = pixels
+    split["measured"] = {k: v.numpy() for k, v in screening.features(pixels).items()}
+    return split
+
+
 def save(model_dir: str, model_id: str | None, result: dict) -> None:
-    """calibration.json in the model folder: what the scorer needs, for this exact model."""
+    """calibration.json in the model folder: what the scorer needs (model.screening.Screen),
+    for this exact model."""
     files.write_json(
         files.join(model_dir, schema.CALIBRATION_FILE),
         {
             "model_id": model_id,
-            "temperature": result["temperature"],
-            "threshold": result["threshold"],
+            **result["screen"],
             "target_error": result["target_error"],
             "fitted_on": "validation",
             "created": files.utc_timestamp(),
@@ -110,4 +136,9 @@ accepts {test["accepted_share"]:.2%} of the digits with {test["errors"]} errors
 {rows}
 
 ![reliability diagram](reliability.png)
+
+Input checks (fitted to flag at most {result["screen"]["fitted"]["budget"]:.1%} of the
+validation digits): on test they flag {result["test_not_a_digit_share"]:.2%} of the digits as
+`not_a_digit`. Calibrated confidence tells misclassified from correct test digits with AUROC
+{result["misclassified_auroc"]:.4f}.
 """

@@ -6,9 +6,11 @@
 Writes to REPORT_DIR: evaluation.json (accuracy, loss, per-class precision / recall / F1,
 the confusion matrix, calibration), confusion_matrix.png, misclassified.png (test digits
 the model got wrong, true -> predicted), samples.png (test digits with predictions),
-reliability.png and report.md, a short model card. Into the model folder:
-calibration.json, a temperature and a review threshold fitted on the validation split
-(jobs/calibration_report.py).
+reliability.png, corruptions.png, not_a_digit.png, scans.png and report.md, a short model
+card. Into the model folder: calibration.json, the temperature, review threshold and input
+limits fitted on the validation split (jobs/calibration_report.py, model/screening.py),
+and the SavedModel exported again to return statuses too. The robustness suites
+(corruptions, not-a-digit inputs, scans) are in jobs/robustness_report.py.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from common import files, schema  # noqa: E402
-from jobs import calibration_report  # noqa: E402
-from model import data, serving  # noqa: E402
+from jobs import calibration_report, robustness_report  # noqa: E402
+from model import data, export, screening, serving  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -162,6 +164,7 @@ Accuracy **{results["accuracy"]:.4f}**, loss {results["loss"]:.4f}; validation a
 ![misclassified test digits](misclassified.png)
 
 {calibration_report.card_section(results["calibration"])}
+{robustness_report.card_section(results["robustness"])}
 ## Limits
 {_limits_text(results["per_class"])}
 """
@@ -220,12 +223,26 @@ def parse_args(argv):
         default=0.001,
         help="highest error rate among accepted predictions, for the review threshold",
     )
+    parser.add_argument(
+        "--not-a-digit-budget",
+        type=float,
+        default=0.01,
+        help="largest share of validation digits the input checks may call not_a_digit",
+    )
+    parser.add_argument(
+        "--suite-size",
+        type=int,
+        default=2000,
+        help="test digits in the corruption, not-a-digit and scan suites",
+    )
+    parser.add_argument("--suite-seed", type=int, default=0, help="seed of the suites")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     return parser.parse_args(argv)
 
 
 def run(argv: list[str] | None = None) -> dict:
-    """load -> predict the test split -> metrics -> evaluation.json, pictures, model card."""
+    """load -> predict validation and test -> metrics -> calibrate (calibration.json, the
+    SavedModel again) -> robustness suites -> evaluation.json, pictures, model card."""
     args = parse_args(argv)
     files.check_reachable(args.output)
     training = serving.training_metrics(args.model)
@@ -234,8 +251,33 @@ def run(argv: list[str] | None = None) -> dict:
         test = predict_split(model, dataset.path, verify=not dataset.verified)
         validation = predict_split(model, dataset.path, "validation", verify=False)
     results = classification_metrics(test["labels"], test["probabilities"])
-    results["calibration"] = calibration_report.calibrate(validation, test, args.target_error)
-    calibration_report.save(args.model, training.get("model_id"), results["calibration"])
+    results["calibration"] = calibrate(args, model, training, validation, test)
+    predictor = serving.Predictor(args.model)  # the scorer's, with the new calibration
+    results["robustness"] = robustness_report.evaluate(
+        predictor, test, args.suite_size, args.suite_seed
+    )
+    write_report(args, model, training, results, test, dataset.manifest)
+    print(
+        f"test accuracy {results['accuracy']:.4f}, loss {results['loss']:.4f}; "
+        f"report in {args.output}/report.md"
+    )
+    return results
+
+
+def calibrate(args, model, training: dict, validation: dict, test: dict) -> dict:
+    """Fits the calibration and input checks on validation, checks them on test, saves
+    calibration.json and exports the SavedModel again with them."""
+    for split in (validation, test):
+        calibration_report.measure(split)
+    result = calibration_report.calibrate(
+        validation, test, args.target_error, args.not_a_digit_budget
+    )
+    calibration_report.save(args.model, training.get("model_id"), result)
+    export.replace_saved_model(model, args.model, screening.Screen.from_dict(result["screen"]))
+    return result
+
+
+def write_report(args, model, training: dict, results: dict, test: dict, manifest: dict):
     with report_folder(args.output) as output:
         with open(os.path.join(output, "evaluation.json"), "w") as handle:
             json.dump(
@@ -244,13 +286,9 @@ def run(argv: list[str] | None = None) -> dict:
                 indent=2,
             )
         write_pictures(test, results, training["model"], output)
+        robustness_report.write_pictures(test, args.suite_seed, output, plot_digits)
         with open(os.path.join(output, "report.md"), "w") as handle:
-            handle.write(model_card(model, training, results, dataset.manifest))
-    print(
-        f"test accuracy {results['accuracy']:.4f}, loss {results['loss']:.4f}; "
-        f"report in {args.output}/report.md"
-    )
-    return results
+            handle.write(model_card(model, training, results, manifest))
 
 
 def write_pictures(test: dict, results: dict, model_name: str, output: str) -> None:

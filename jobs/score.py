@@ -11,13 +11,20 @@ colour, and TFRecord shards in the project's schema (names containing `.tfrecord
 
     (driver) list the inputs once: fingerprint, batch lists of image paths
     work items >> SpreadInputs >> ReadInputs >> Predict >> FormatPredictions >> WritePredictions
+    Predict >> FormatReview >> WriteReview (inputs whose status is review or not_a_digit)
     (every stage's rejects) >> WriteErrors
     (scored batches and rejects) >> Summarise, ReportProgress (a log line every 30 s)
 
 The stages are in jobs/scoring/transforms.py, the listing in jobs/scoring/inputs.py; this
 module holds the options, the wiring, and publishing the partition.
 
+Every prediction carries the calibrated confidence and a status (accepted, review,
+not_a_digit) with reasons (model/screening.py), from the model folder's calibration.json,
+which `digits evaluate` writes: a model without one (or with one fitted on another model
+file) is refused.
+
 Output, in OUT_DIR or OUT_DIR/dt=DATE: predictions-SSSSS-of-NNNNN.jsonl (or .csv),
+review-SSSSS-of-NNNNN.jsonl (or .csv: what a person should look at),
 errors-SSSSS-of-NNNNN.jsonl, summary.json and, last, _SUCCESS. Every input is either in
 the predictions or in the errors. If more than --max-error-rate of the inputs fail, the
 job still writes everything, then exits with status 3.
@@ -177,6 +184,12 @@ def build(
     )
     lines = predicted.scored | "FormatPredictions" >> FormatPredictions(model_id, config.format)
     write_text(lines, files.join(staging, "predictions"), "." + config.format, config.format)
+    review = predicted.scored | "FormatReview" >> FormatPredictions(
+        model_id, config.format, only=("review", "not_a_digit")
+    )
+    write_text(
+        review, files.join(staging, "review"), "." + config.format, config.format, "WriteReview"
+    )
     errors = (read.errors, predicted.errors) | "AllErrors" >> beam.Flatten()
     as_json = errors | "ErrorsToJson" >> beam.Map(json.dumps, ensure_ascii=False)
     write_text(as_json, files.join(staging, "errors"), ".jsonl", "jsonl", label="WriteErrors")
@@ -203,12 +216,13 @@ def write_text(lines, prefix: str, suffix: str, output_format: str, label="Write
 def run(argv: list[str] | None = None) -> int:
     """options -> list inputs once -> skip if already scored -> pipeline -> summary -> publish."""
     config, beam_args = parse_args(argv)
-    from model.serving import keras_path
+    from model.serving import keras_path, load_screen
     from model.serving import model_id as compute_model_id
 
     show_job_logs()
     files.check_reachable(config.output)
     model_id = compute_model_id(keras_path(config.model))
+    load_screen(config.model, model_id)  # refused here, before any work, if missing or stale
     target = partition.partition_dir(config.output, config.date)
     staging = partition.new_staging(config.output, target)
     try:
@@ -266,12 +280,20 @@ def summarise_run(
         "finished": files.utc_timestamp(finished),
         "seconds": round(seconds, 2),
         "inputs_per_second": round(total / max(seconds, 1e-9), 1),
+        "statuses": stats["statuses"],
+        "coverage": round(stats["statuses"]["accepted"] / max(stats["scored"], 1), 6),
+        "reasons": stats["reasons"],
         "predicted_digits": dict(enumerate(stats["digits"])),
-        "confidence_histogram": {
-            f"{i / CONFIDENCE_BINS:.1f}-{(i + 1) / CONFIDENCE_BINS:.1f}": n
-            for i, n in enumerate(stats["confidence"])
-        },
+        "confidence_histogram": _bins(stats["confidence"]),
+        "calibrated_confidence_histogram": _bins(stats["calibrated_confidence"]),
         "config": asdict(config),
+    }
+
+
+def _bins(counts: list[int]) -> dict:
+    return {
+        f"{i / CONFIDENCE_BINS:.1f}-{(i + 1) / CONFIDENCE_BINS:.1f}": n
+        for i, n in enumerate(counts)
     }
 
 
@@ -279,7 +301,9 @@ def report(summary: dict, target: str, config: ScoreConfig) -> None:
     print(
         f"Scored {summary['scored']} of {summary['inputs']} inputs ({summary['failed']} failed: "
         f"{json.dumps(summary['failed_by_stage'])}) in {summary['seconds']:.1f} s, "
-        f"{summary['inputs_per_second']:.0f}/s -> {target}"
+        f"{summary['inputs_per_second']:.0f}/s -> {target}\n"
+        f"Statuses: {json.dumps(summary['statuses'])} (coverage {summary['coverage']:.1%}); "
+        f"what to look at: {target}/review-*.{config.format}"
     )
     if summary["error_rate"] > config.max_error_rate:
         print(

@@ -150,3 +150,22 @@ def _binomial_cdf(k: int, n: int, p: float) -> float:
     ]
     top = max(terms)
     return math.exp(top) * sum(math.exp(t - top) for t in terms)
+
+
+def auroc(positives, negatives) -> float:
+    """Area under the ROC curve: the chance that a random positive scores above a random
+    negative (ties count half), by ranks (Mann-Whitney U)."""
+    pos, neg = np.asarray(positives, np.float64), np.asarray(negatives, np.float64)
+    if not len(pos) or not len(neg):
+        return float("nan")
+    scores = np.concatenate([pos, neg])
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # average ranks over ties
+    starts = np.flatnonzero(np.append(True, sorted_scores[1:] != sorted_scores[:-1]))
+    ends = np.append(starts[1:], len(scores))
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + end + 1) / 2
+    u = ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2
+    return float(u / (len(pos) * len(neg)))

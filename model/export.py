@@ -9,31 +9,45 @@ The SavedModel (`MODEL_DIR/saved_model/`) needs no project code, only TensorFlow
 Both return `probabilities` (float32 [n, 10]) and `digits` (int64 [n]). Normalisation
 (/ 255, and for encoded images the MNIST-style centring of model.digit_image) lives
 inside the signatures, so callers send raw pixels or file bytes.
+
+`digits evaluate` exports it again with the model's calibration (model.screening), and
+then both also return what `digits score` writes for each input: `calibrated_confidence`
+(float32), `status` and `reasons` (strings; reasons comma-separated) and
+`not_a_digit_score`.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
 
-from common import schema
-from model import digit_image
+from common import files, schema
+from model import digit_image, screening
 
 
-def _predict(model: keras.Model, pixels: tf.Tensor) -> dict:
+def _predict(model: keras.Model, pixels: tf.Tensor, screen) -> dict:
     images = tf.cast(pixels, tf.float32)[..., None] / schema.PIXEL_MAX
     probabilities = tf.cast(model(images, training=False), tf.float32)
-    return {"probabilities": probabilities, "digits": tf.argmax(probabilities, axis=-1)}
+    out = {"probabilities": probabilities, "digits": tf.argmax(probabilities, axis=-1)}
+    if screen is not None:
+        assessed = screening.assess(probabilities, pixels, screen)
+        out["calibrated_confidence"] = assessed["calibrated_confidence"]
+        out["not_a_digit_score"] = assessed["not_a_digit_score"]
+        out.update(screening.as_strings(assessed))
+    return out
 
 
-def export_saved_model(model: keras.Model, path: str) -> None:
+def export_saved_model(model: keras.Model, path: str, screen=None) -> None:
+    """The SavedModel at `path`; with a model.screening.Screen, its fields too."""
     archive = keras.export.ExportArchive()
     archive.track(model)
 
     def serve_pixels(images):
-        return _predict(model, images)
+        return _predict(model, images, screen)
 
     def serve_encoded(image_bytes):
         pixels = tf.map_fn(
@@ -41,7 +55,7 @@ def export_saved_model(model: keras.Model, path: str) -> None:
             image_bytes,
             fn_output_signature=tf.TensorSpec([schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH], tf.uint8),
         )
-        return _predict(model, pixels)
+        return _predict(model, pixels, screen)
 
     shape = [None, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH]
     archive.add_endpoint(
@@ -66,3 +80,32 @@ def export(model: keras.Model, model_dir: str) -> None:
     if tf.io.gfile.exists(saved):
         tf.io.gfile.rmtree(saved)
     tf.io.gfile.rename(staging, saved)
+
+
+def replace_saved_model(model: keras.Model, model_dir: str, screen) -> None:
+    """Exports the SavedModel again, with the calibration (local or gs:// model folder).
+    Written beside, then swapped in; on a bucket, saved_model.pb is copied last, so a
+    copy cut short cannot be loaded."""
+    local = tempfile.mkdtemp(prefix="digits-export-")
+    try:
+        staged = os.path.join(local, schema.SAVED_MODEL_DIR)
+        export_saved_model(model, staged, screen)
+        target = files.join(model_dir, schema.SAVED_MODEL_DIR)
+        if files.is_local(model_dir):
+            old = target + ".old"
+            shutil.rmtree(old, ignore_errors=True)
+            if os.path.exists(target):
+                os.replace(target, old)
+            shutil.move(staged, target)
+            shutil.rmtree(old, ignore_errors=True)
+            return
+        names = sorted(
+            os.path.relpath(os.path.join(root, name), staged).replace(os.sep, "/")
+            for root, _, found in os.walk(staged)
+            for name in found
+        )
+        names.sort(key=lambda name: name == "saved_model.pb")
+        files.delete_tree(target)
+        files.upload_tree(staged, target, names)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)

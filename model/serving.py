@@ -1,7 +1,8 @@
 """The one model loader every job uses, and a predictor on uint8 pixels.
 
     model = serving.load_model("out/model")           # a finished MODEL_DIR or a .keras file
-    Predictor("out/model").predict(uint8 [n, 28, 28])  # -> float32 probabilities [n, 10]
+    Predictor("out/model").predict(uint8 [n, 28, 28])  # -> {probabilities, digit, status, ...}
+    serving.load_screen("out/model")                  # calibration.json, for this model
 
 Only the native Keras format is loaded, with Keras' safe mode on: a `.keras` file whose
 config would run code (a Lambda layer's Python bytecode) is refused. Formats that run
@@ -19,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import files, schema
+from model import screening
 
 REFUSED_SUFFIXES = (".h5", ".hdf5", ".pkl", ".pickle", ".joblib", ".dill", ".pt")
 
@@ -74,19 +76,54 @@ def training_metrics(model_dir: str) -> dict:
     return files.read_json(path)
 
 
-class Predictor:
-    """A loaded model: `predict(uint8 [n, 28, 28]) -> float32 probabilities [n, 10]`."""
+def calibration_path(model: str) -> str:
+    """calibration.json beside the model's .keras file (in the model folder)."""
+    return files.join(
+        model.rsplit("/", 1)[0] if model.endswith(".keras") else model, schema.CALIBRATION_FILE
+    )
 
-    def __init__(self, model: str):
-        self.model = load_model(model)
-        self._predict = tf.function(
-            lambda pixels: self.model(
-                tf.cast(pixels, tf.float32)[..., None] / schema.PIXEL_MAX, training=False
-            ),
-            input_signature=[
-                tf.TensorSpec([None, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH], tf.uint8)
-            ],
+
+def load_screen(model: str, model_id_: str | None = None) -> screening.Screen:
+    """The model's calibration.json (digits evaluate writes it), checked to be for this very
+    model file: a calibration fitted on another model would give wrong statuses."""
+    path = calibration_path(model)
+    if not files.exists(path):
+        raise ModelRefused(
+            f"--model {model}: no {schema.CALIBRATION_FILE}, so no calibrated confidence or "
+            f"status; run `digits evaluate --model {model} --data DATA --output REPORT` first"
         )
+    payload = files.read_json(path)
+    expected = model_id_ or model_id(keras_path(model))
+    if payload.get("model_id") != expected:
+        raise ModelRefused(
+            f"--model {model}: {path} was fitted for model {payload.get('model_id')}, but the "
+            f"model file is now {expected}; run `digits evaluate` on this model again"
+        )
+    return screening.Screen.from_dict(payload)
 
-    def predict(self, pixels: np.ndarray) -> np.ndarray:
-        return self._predict(tf.constant(pixels, tf.uint8)).numpy().astype(np.float32)
+
+class Predictor:
+    """A loaded model: `predict(uint8 [n, 28, 28])` -> a dict of arrays [n]: `digit`,
+    `confidence`, `calibrated_confidence`, `status`, `reasons` (model.screening), and
+    `probabilities` [n, 10]. With `screened=False` only `probabilities` (no calibration
+    needed)."""
+
+    def __init__(self, model: str, screened: bool = True):
+        self.model = load_model(model)
+        screen = load_screen(model) if screened else None
+        spec = tf.TensorSpec([None, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH], tf.uint8)
+
+        def predict(pixels):
+            images = tf.cast(pixels, tf.float32)[..., None] / schema.PIXEL_MAX
+            probabilities = tf.cast(self.model(images, training=False), tf.float32)
+            if screen is None:
+                return {"probabilities": probabilities}
+            return {
+                "probabilities": probabilities,
+                **screening.assess(probabilities, pixels, screen),
+            }
+
+        self._predict = tf.function(predict, input_signature=[spec])
+
+    def predict(self, pixels: np.ndarray) -> dict:
+        return {k: v.numpy() for k, v in self._predict(tf.constant(pixels, tf.uint8)).items()}

@@ -2,7 +2,7 @@
 
     work items (batch lists, TFRecord shards) >> SpreadInputs >> ReadInputs >> Predict
     ReadInputs = ReadBatchLists >> ReadFiles >> DecodeImages | ReadRecords, in one step
-    Predict >> FormatPredictions
+    Predict >> FormatPredictions, and >> FormatReview (what is not accepted)
     (every stage's rejects, `errors`) ──────────────────────┐
     (Predict's scored batches) ───────────────────────────> Summarise, ReportProgress
 
@@ -15,8 +15,9 @@ between stages (on the DirectRunner, a Flatten's inputs are buffered whole). Eve
 sends what it cannot handle to its `errors` output as {key, stage, error}, so every input
 ends up scored or explained.
 Predict takes a predictor factory (any picklable callable returning an object with
-`predict(uint8 [n, 28, 28]) -> probabilities [n, 10]`), so the stages run in tests
-without a trained model.
+`predict(uint8 [n, 28, 28])` -> probabilities [n, 10], or a dict of arrays with them and,
+screened, model.screening's `calibrated_confidence`, `status` and `reasons`), so the
+stages run in tests without a trained model.
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ from common import files, schema, tfrecord
 from common.counts import merge_counts
 from common.progress import ProgressLog
 from jobs.scoring import images
+from model.screening import REASONS, STATUSES, reason_names
 
 ERRORS = "errors"
 CONFIDENCE_BINS = 10
-CSV_HEADER = ",".join(["key", "digit", "confidence", *[f"p{d}" for d in range(10)], "model"])
+SCREEN_FIELDS = ("calibrated_confidence", "status", "reasons")
+CSV_HEADER = ",".join(
+    ["key", "digit", "confidence", *[f"p{d}" for d in range(10)], "model", *SCREEN_FIELDS]
+)
 
 
 @dataclass
@@ -52,6 +57,22 @@ class PixelBatch:
 class ScoredBatch:
     keys: list[str]
     probabilities: np.ndarray  # float32 [n, 10]
+    screened: dict | None = None  # calibrated_confidence, status, reasons: arrays [n]
+
+    def rows(self):
+        """Per input: key, digit, confidence, probabilities, and the screen's fields (or
+        None): calibrated confidence, status name, reason names."""
+        digits = self.probabilities.argmax(axis=1)
+        confidence = self.probabilities.max(axis=1)
+        for i, key in enumerate(self.keys):
+            screen = None
+            if self.screened is not None:
+                screen = (
+                    float(self.screened["calibrated_confidence"][i]),
+                    STATUSES[int(self.screened["status"][i])],
+                    reason_names(int(self.screened["reasons"][i])),
+                )
+            yield key, int(digits[i]), float(confidence[i]), self.probabilities[i], screen
 
 
 def error_record(key: str, stage: str, error: str) -> dict:
@@ -271,7 +292,10 @@ class _PredictFn(beam.DoFn):
 
     def process(self, batch: PixelBatch):
         try:
-            probabilities = np.asarray(self.predictor.value.predict(batch.pixels), np.float32)
+            predicted = self.predictor.value.predict(batch.pixels)
+            if not isinstance(predicted, dict):
+                predicted = {"probabilities": predicted}
+            probabilities = np.asarray(predicted["probabilities"], np.float32)
         except Exception as error:  # noqa: BLE001 - account for the batch, never lose it
             for key in batch.keys:
                 yield beam.pvalue.TaggedOutput(
@@ -279,7 +303,8 @@ class _PredictFn(beam.DoFn):
                 )
             return
         self.scored.inc(len(batch.keys))
-        yield ScoredBatch(batch.keys, probabilities)
+        screened = {k: predicted[k] for k in SCREEN_FIELDS} if "status" in predicted else None
+        yield ScoredBatch(batch.keys, probabilities, screened)
 
 
 class Predict(beam.PTransform):
@@ -302,43 +327,53 @@ class Predict(beam.PTransform):
 # --- Formatting and summarising. ----------------------------------------------------------------
 
 
-def format_predictions(batch: ScoredBatch, model_id: str, output_format: str) -> str:
-    """A batch's predictions as lines of JSON (or CSV), joined: one sink write per batch."""
-    digits = batch.probabilities.argmax(axis=1)
-    confidence = batch.probabilities.max(axis=1)
-    rows = zip(batch.keys, digits, confidence, batch.probabilities, strict=True)
+def format_predictions(batch: ScoredBatch, model_id: str, output_format: str, only=None) -> str:
+    """A batch's predictions as lines of JSON (or CSV), joined: one sink write per batch.
+    `only`: the statuses to keep (the review file keeps what is not accepted)."""
+    rows = [r for r in batch.rows() if only is None or (r[4] and r[4][1] in only)]
     if output_format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        for key, digit, conf, probs in rows:
+        for key, digit, conf, probs, screen in rows:
+            screened = [f"{screen[0]:.6f}", screen[1], ";".join(screen[2])] if screen else []
             writer.writerow(
-                [key, int(digit), f"{conf:.6f}", *[f"{p:.6f}" for p in probs], model_id]
+                [key, digit, f"{conf:.6f}", *[f"{p:.6f}" for p in probs], model_id, *screened]
             )
         return buffer.getvalue().rstrip("\n")
     return "\n".join(
-        json.dumps(
-            {
-                "key": key,
-                "digit": int(digit),
-                "confidence": round(float(conf), 6),
-                "probabilities": [round(float(p), 6) for p in probs],
-                "model": model_id,
-            },
-            ensure_ascii=False,
-        )
-        for key, digit, conf, probs in rows
+        json.dumps(_record(key, digit, conf, probs, screen, model_id), ensure_ascii=False)
+        for key, digit, conf, probs, screen in rows
     )
 
 
-class FormatPredictions(beam.PTransform):
-    """ScoredBatches -> one text element per batch: JSON lines, or CSV rows (no header)."""
+def _record(key, digit, conf, probs, screen, model_id) -> dict:
+    record = {
+        "key": key,
+        "digit": digit,
+        "confidence": round(conf, 6),
+        "probabilities": [round(float(p), 6) for p in probs],
+        "model": model_id,
+    }
+    if screen:
+        record.update(calibrated_confidence=round(screen[0], 6), status=screen[1])
+        record["reasons"] = screen[2]
+    return record
 
-    def __init__(self, model_id: str, output_format: str = "jsonl"):
+
+class FormatPredictions(beam.PTransform):
+    """ScoredBatches -> one text element per batch: JSON lines, or CSV rows (no header).
+    With `only` (a set of statuses), only those inputs, and no element for a batch without."""
+
+    def __init__(self, model_id: str, output_format: str = "jsonl", only=None):
         super().__init__()
         self.model_id, self.output_format = model_id, output_format
+        self.only = frozenset(only) if only else None
 
     def expand(self, scored):
-        return scored | "ToText" >> beam.Map(format_predictions, self.model_id, self.output_format)
+        text = scored | "ToText" >> beam.Map(
+            format_predictions, self.model_id, self.output_format, self.only
+        )
+        return text | "NotEmpty" >> beam.Filter(bool) if self.only else text
 
 
 def empty_stats() -> dict:
@@ -347,19 +382,34 @@ def empty_stats() -> dict:
         "digits": [0] * schema.NUM_CLASSES,
         "confidence": [0] * CONFIDENCE_BINS,
         "failed": {},
+        "statuses": dict.fromkeys(STATUSES, 0),
+        "reasons": dict.fromkeys(REASONS, 0),
+        "calibrated_confidence": [0] * CONFIDENCE_BINS,
     }
 
 
 def batch_stats(batch: ScoredBatch) -> dict:
-    """Counts of one batch: scored, predicted digits, confidence histogram (10 bins)."""
+    """Counts of one batch: scored, predicted digits, confidence histograms (10 bins),
+    statuses and reasons."""
     confidence = batch.probabilities.max(axis=1)
-    return {
+    stats = {
         "scored": len(batch.keys),
         "digits": np.bincount(
             batch.probabilities.argmax(axis=1), minlength=schema.NUM_CLASSES
         ).tolist(),
-        "confidence": np.histogram(confidence, bins=CONFIDENCE_BINS, range=(0, 1))[0].tolist(),
+        "confidence": _histogram(confidence),
     }
+    if batch.screened is not None:
+        status = np.bincount(batch.screened["status"], minlength=len(STATUSES))
+        stats["statuses"] = dict(zip(STATUSES, status.tolist(), strict=True))
+        bits = np.asarray(batch.screened["reasons"])[:, None] & (1 << np.arange(len(REASONS)))
+        stats["reasons"] = dict(zip(REASONS, (bits > 0).sum(axis=0).tolist(), strict=True))
+        stats["calibrated_confidence"] = _histogram(batch.screened["calibrated_confidence"])
+    return stats
+
+
+def _histogram(values) -> list[int]:
+    return np.histogram(values, bins=CONFIDENCE_BINS, range=(0, 1))[0].tolist()
 
 
 class Summarise(beam.PTransform):

@@ -1,0 +1,236 @@
+"""Is it a digit, and can the prediction be trusted? The status of every prediction.
+
+One implementation, in TensorFlow ops, shared by the batch scorer (model.serving.Predictor)
+and the exported SavedModel's signatures, so both give the same answer:
+
+    screen = Screen.from_file("out/model/calibration.json")    # written by digits evaluate
+    out = assess(probabilities, pixels, screen)   # float32 [n, 10], uint8 [n, 28, 28]
+    out["status"]   # int32 [n]: 0 accepted, 1 review, 2 not_a_digit (STATUSES)
+    out["reasons"]  # int32 [n]: a bit per entry of REASONS
+
+Cheap checks on the normalised 28x28 image (the very pixels the model sees), each against
+limits fitted by `digits evaluate` on the validation digits (model.screening_fit):
+
+- `blank`: no stroke at all (the brightest pixel is under a quarter of full ink);
+- `too_little_ink` / `too_much_ink`: the share of inked pixels (>= 50%) outside what
+  digits have (a speck blown up to a square, a page of texture);
+- `several_blobs`: the second-largest separate stroke (8-connected) holds a large share of
+  the ink (two digits side by side, a digit and a smudge);
+- `rough`: inked edge length per inked pixel (noise and paper texture are all edges);
+- `smudged`: the share of visible pixels that are only half-inked (smudges, blur, shadows);
+- `unlike_a_digit`: the model's calibrated confidence is below what almost every digit gets.
+
+Any of those makes the input `not_a_digit`. Otherwise a calibrated confidence below the
+review threshold (chosen for a target error among accepted predictions) gives `review`
+with reason `low_confidence`, else `accepted`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import tensorflow as tf
+
+STATUSES = ("accepted", "review", "not_a_digit")
+ACCEPTED, REVIEW, NOT_A_DIGIT = range(3)
+REASONS = (
+    "blank",
+    "too_little_ink",
+    "too_much_ink",
+    "several_blobs",
+    "rough",
+    "smudged",
+    "unlike_a_digit",
+    "low_confidence",
+)
+NOT_A_DIGIT_REASONS = REASONS[:-1]
+FEATURES = ("peak", "ink", "second_blob", "roughness", "half_ink")
+BLANK_PEAK = 0.25  # the brightest pixel, as a share of full ink, below which nothing is drawn
+_INK = 0.5
+_VISIBLE = 0.1
+_LOG_FLOOR = 1e-12
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What `assess` needs: the temperature, the review threshold and the input limits."""
+
+    temperature: float = 1.0
+    threshold: float = 0.0  # calibrated confidence at or above it: accepted
+    digit_floor: float = 0.0  # calibrated confidence below it: unlike_a_digit
+    ink: tuple[float, float] = (0.0, 1.0)
+    max_second_blob: float = 1.0
+    max_roughness: float = 4.0
+    max_half_ink: float = 1.0
+    fitted: dict = field(default_factory=dict)  # how the limits were chosen (for people)
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> Screen:
+        known = {name: payload[name] for name in cls.__dataclass_fields__ if name in payload}
+        if "ink" in known:
+            known["ink"] = tuple(known["ink"])
+        return cls(**known)
+
+    @classmethod
+    def from_file(cls, path: str) -> Screen:
+        with open(path) as handle:
+            return cls.from_dict(json.load(handle))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _components(lit: tf.Tensor) -> tf.Tensor:
+    """8-connected components of a bool [n, 28, 28] mask: each lit pixel gets the largest
+    pixel number (1-based) of its component, unlit pixels 0 (label propagation by max-pool)."""
+    shape = tf.shape(lit)
+    numbers = tf.reshape(tf.range(1, shape[1] * shape[2] + 1, dtype=tf.float32), shape[1:])
+    labels = tf.where(lit, numbers[None], 0.0)
+
+    def step(labels, _changed):
+        pooled = tf.nn.max_pool2d(labels[..., None], 3, 1, "SAME")[..., 0]
+        new = tf.where(lit, pooled, 0.0)
+        return new, tf.reduce_any(new != labels)
+
+    labels, _ = tf.while_loop(
+        lambda _labels, changed: changed, step, (labels, tf.constant(True)), maximum_iterations=200
+    )
+    return tf.cast(labels, tf.int32)
+
+
+def _second_blob_share(lit: tf.Tensor) -> tf.Tensor:
+    """The second-largest component's share of the lit pixels, per image."""
+    labels = _components(lit)
+    n, size = tf.shape(labels)[0], tf.shape(labels)[1] * tf.shape(labels)[2]
+    ids = tf.reshape(labels + tf.range(n)[:, None, None] * (size + 1), [-1])
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.float32), ids, n * (size + 1))
+    counts = tf.reshape(counts, [n, size + 1])[:, 1:]  # drop the unlit "component" 0
+    top = tf.math.top_k(counts, k=2).values
+    return tf.math.divide_no_nan(top[:, 1], tf.reduce_sum(counts, axis=1))
+
+
+def features(pixels: tf.Tensor) -> dict:
+    """uint8 [n, 28, 28] -> the checks' measurements, float32 [n] each (FEATURES)."""
+    x = tf.cast(pixels, tf.float32) / 255.0
+    lit = x >= _INK
+    lit_f = tf.cast(lit, tf.float32)
+    lit_count = tf.reduce_sum(lit_f, axis=[1, 2])
+    edges = tf.reduce_sum(tf.abs(lit_f[:, 1:, :] - lit_f[:, :-1, :]), axis=[1, 2])
+    edges += tf.reduce_sum(tf.abs(lit_f[:, :, 1:] - lit_f[:, :, :-1]), axis=[1, 2])
+    visible = tf.reduce_sum(tf.cast(x >= _VISIBLE, tf.float32), axis=[1, 2])
+    half = tf.reduce_sum(tf.cast((x >= _VISIBLE) & (x < _INK), tf.float32), axis=[1, 2])
+    return {
+        "peak": tf.reduce_max(x, axis=[1, 2]),
+        "ink": tf.reduce_mean(lit_f, axis=[1, 2]),
+        "second_blob": _second_blob_share(lit),
+        "roughness": tf.math.divide_no_nan(edges, lit_count),
+        "half_ink": tf.math.divide_no_nan(half, visible),
+    }
+
+
+def calibrate(probabilities: tf.Tensor, temperature: float) -> tf.Tensor:
+    """softmax(log p / T), as model.calibration.scale (tested equal)."""
+    logits = tf.math.log(tf.clip_by_value(probabilities, _LOG_FLOOR, 1.0)) / temperature
+    return tf.nn.softmax(logits, axis=-1)
+
+
+def judge(measured: dict, confidence, screen: Screen) -> dict:
+    """The checks on measurements (`features`) and calibrated confidences [n] -> `reasons`
+    (bits), `status`, and `not_a_digit_score`: the largest of each check's measurement
+    over its limit, so above 1 exactly when a not-a-digit check fails."""
+    confidence = tf.convert_to_tensor(confidence, tf.float32)
+    m = {name: tf.convert_to_tensor(measured[name], tf.float32) for name in FEATURES}
+    ratios = [
+        _over(BLANK_PEAK, m["peak"]),
+        _over(screen.ink[0], m["ink"]),
+        _over(m["ink"], screen.ink[1]),
+        _over(m["second_blob"], screen.max_second_blob),
+        _over(m["roughness"], screen.max_roughness),
+        _over(m["half_ink"], screen.max_half_ink),
+        _over(screen.digit_floor, confidence),
+    ]
+    score = tf.reduce_max(tf.stack(ratios, axis=1), axis=1)
+    failed = tf.stack([r > 1.0 for r in ratios] + [confidence < screen.threshold], axis=1)
+    bits = tf.constant([1 << i for i in range(len(REASONS))], tf.int32)
+    reasons = tf.reduce_sum(tf.where(failed, bits, 0), axis=1)
+    not_a_digit = score > 1.0
+    review = confidence < screen.threshold
+    status = tf.where(not_a_digit, NOT_A_DIGIT, tf.where(review, REVIEW, ACCEPTED))
+    return {"status": tf.cast(status, tf.int32), "reasons": reasons, "not_a_digit_score": score}
+
+
+def _over(value, limit):
+    """value / limit, with limits of 0 (nothing allowed) kept finite."""
+    value = tf.cast(value, tf.float32)
+    return value / tf.maximum(tf.cast(limit, tf.float32), 1e-6)
+
+
+def assess(probabilities, pixels, screen: Screen) -> dict:
+    """Probabilities [n, 10] and the pixels the model saw -> digit, confidence (raw and
+    calibrated), status, reason bits, not-a-digit score, and the checks' measurements."""
+    probabilities = tf.convert_to_tensor(probabilities, tf.float32)
+    measured = features(tf.convert_to_tensor(pixels, tf.uint8))
+    confidence = tf.reduce_max(calibrate(probabilities, screen.temperature), axis=-1)
+    return {
+        "digit": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
+        "confidence": tf.reduce_max(probabilities, axis=-1),
+        "calibrated_confidence": confidence,
+        **judge(measured, confidence, screen),
+        **measured,
+    }
+
+
+def reason_names(bits: int) -> list[str]:
+    return [name for i, name in enumerate(REASONS) if bits & (1 << i)]
+
+
+def as_strings(assessed: dict) -> dict:
+    """`status` and `reasons` as string tensors (names; reasons comma-separated), for the
+    SavedModel's callers."""
+    status = tf.gather(tf.constant(STATUSES), assessed["status"])
+    bits = tf.constant([1 << i for i in range(len(REASONS))], tf.int32)
+    has = tf.bitwise.bitwise_and(assessed["reasons"][:, None], bits[None, :]) > 0
+    names = tf.broadcast_to(tf.constant(REASONS), tf.shape(has))
+    reasons = tf.strings.reduce_join(tf.ragged.boolean_mask(names, has), axis=1, separator=",")
+    return {"status": status, "reasons": reasons}
+
+
+def fit(
+    measured: dict,
+    calibrated_confidence,
+    temperature: float,
+    threshold: float,
+    budget: float = 0.01,
+) -> Screen:
+    """Input limits from the measurements of held-out digits (validation): every limit cuts
+    the same tail share q of the digits, with q the largest that flags at most `budget` of
+    them in all (found by bisection)."""
+    import numpy as np
+
+    values = {name: np.asarray(measured[name], np.float64) for name in FEATURES}
+    confidence = np.asarray(calibrated_confidence, np.float64)
+
+    def limits(q: float) -> Screen:
+        return Screen(
+            temperature=temperature,
+            threshold=threshold,
+            digit_floor=float(np.quantile(confidence, q)),
+            ink=(float(np.quantile(values["ink"], q)), float(np.quantile(values["ink"], 1 - q))),
+            max_second_blob=float(np.quantile(values["second_blob"], 1 - q)),
+            max_roughness=float(np.quantile(values["roughness"], 1 - q)),
+            max_half_ink=float(np.quantile(values["half_ink"], 1 - q)),
+        )
+
+    def flagged(screen: Screen) -> float:
+        status = judge(values, confidence, screen)["status"].numpy()
+        return float(np.mean(status == NOT_A_DIGIT))
+
+    low, high = 0.0, budget
+    for _ in range(30):
+        middle = (low + high) / 2
+        low, high = (middle, high) if flagged(limits(middle)) <= budget else (low, middle)
+    screen = limits(low)
+    fitted = {"budget": budget, "tail_share": low, "digits": len(confidence)}
+    fitted["flagged_share"] = flagged(screen)
+    return Screen(**{**screen.to_dict(), "ink": screen.ink, "fitted": fitted})
