@@ -235,6 +235,9 @@ def parse_args(argv):
         default=2000,
         help="test digits in the corruption, not-a-digit and scan suites",
     )
+    parser.add_argument(
+        "--suite-per-kind", type=int, default=200, help="images of each not-a-digit kind"
+    )
     parser.add_argument("--suite-seed", type=int, default=0, help="seed of the suites")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     return parser.parse_args(argv)
@@ -254,7 +257,7 @@ def run(argv: list[str] | None = None) -> dict:
     results["calibration"] = calibrate(args, model, training, validation, test)
     predictor = serving.Predictor(args.model)  # the scorer's, with the new calibration
     results["robustness"] = robustness_report.evaluate(
-        predictor, test, args.suite_size, args.suite_seed
+        predictor, test, args.suite_size, args.suite_per_kind, args.suite_seed
     )
     write_report(args, model, training, results, test, dataset.manifest)
     print(

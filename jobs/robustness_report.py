@@ -22,11 +22,9 @@ import numpy as np
 from jobs.scoring import images
 from model import calibration, screening, suites
 
-PER_KIND = 200
-
-
-def evaluate(predictor, test: dict, size: int, seed: int) -> dict:
-    """Runs the three suites on `size` test digits chosen with `seed`."""
+def evaluate(predictor, test: dict, size: int, per_kind: int, seed: int) -> dict:
+    """Runs the three suites on `size` test digits chosen with `seed`, and `per_kind`
+    images of each not-a-digit kind."""
     rng = np.random.default_rng(seed)
     chosen = np.sort(
         rng.choice(len(test["labels"]), size=min(size, len(test["labels"])), replace=False)
@@ -37,7 +35,7 @@ def evaluate(predictor, test: dict, size: int, seed: int) -> dict:
         "sample": {"test_digits": len(chosen), "seed": seed},
         "clean_accuracy": _accuracy(clean, labels),
         "corruptions": corruption_suite(predictor, digits, labels, seed),
-        "not_a_digit": not_a_digit_suite(predictor, digits, clean, seed),
+        "not_a_digit": not_a_digit_suite(predictor, digits, clean, per_kind, seed),
         "scans": scan_suite(predictor, digits, labels, clean, seed),
     }
 
@@ -68,10 +66,10 @@ def normalised(pages: list[np.ndarray]) -> np.ndarray:
     return np.stack([images.to_mnist_pixels(page) for page in pages])
 
 
-def not_a_digit_suite(predictor, digits, clean, seed) -> dict:
+def not_a_digit_suite(predictor, digits, clean, per_kind, seed) -> dict:
     per = {}
     for kind in suites.NOT_A_DIGIT_KINDS:
-        pages = suites.not_a_digit(kind, PER_KIND, digits, seed)
+        pages = suites.not_a_digit(kind, per_kind, digits, seed)
         predicted = predictor.predict(normalised(pages))
         shares = _shares(predicted)
         per[kind] = {
@@ -84,7 +82,7 @@ def not_a_digit_suite(predictor, digits, clean, seed) -> dict:
         }
     return {
         "per_kind": per,
-        "count_per_kind": PER_KIND,
+        "count_per_kind": per_kind,
         "worst_not_accepted": min(r["not_accepted"] for r in per.values()),
         "digits_flagged": float((clean["status"] == screening.NOT_A_DIGIT).mean()),
     }

@@ -195,6 +195,8 @@ CORRUPTIONS = {
     "canny_edges": _canny_edges,
 }
 
+SEEDLESS = ("canny_edges",)  # the same for every seed, as in MNIST-C
+
 
 def corrupt(name: str, digits: np.ndarray, seed: int = 0) -> np.ndarray:
     """uint8 [n, 28, 28] MNIST digits under one of CORRUPTIONS (same seed, same result)."""

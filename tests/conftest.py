@@ -171,21 +171,37 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tiny_dataset) -> Path:
-    """A seed model trained for 2 epochs on the tiny dataset."""
+    """A seed model trained for 2 epochs on the tiny dataset, evaluated."""
     from jobs import train
 
     out = tmp_path_factory.mktemp("tiny_model") / "model"
     train.run(
         ["--data", str(tiny_dataset), "--output", str(out), "--epochs", "2", "--batch-size", "32"]
     )
-    return out
+    return evaluated(out, tiny_dataset)
+
+
+def evaluated(model: Path, dataset: Path, suite_size: int = 100, per_kind: int = 20) -> Path:
+    """`digits evaluate` on a model (writing its calibration.json, so the scorer takes it),
+    with small suites; the report is in model/../report."""
+    from jobs import evaluate
+
+    evaluate.run(
+        [
+            *("--data", str(dataset), "--model", str(model)),
+            *("--output", str(model.parent / "report")),
+            *("--suite-size", str(suite_size), "--suite-per-kind", str(per_kind)),
+        ]
+    )
+    return model
 
 
 @pytest.fixture(scope="session")
 def mnist_model(tmp_path_factory, mnist_dataset) -> Path:
-    """A seed model trained for one epoch on real MNIST (about 98% accurate)."""
+    """A seed model trained for one epoch on real MNIST (about 98% accurate), evaluated
+    (its report: mnist_model.parent / "report")."""
     from jobs import train
 
     out = tmp_path_factory.mktemp("mnist_model") / "model"
     train.run(["--data", str(mnist_dataset), "--output", str(out), "--epochs", "1"])
-    return out
+    return evaluated(out, mnist_dataset, suite_size=1000, per_kind=100)

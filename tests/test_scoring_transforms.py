@@ -24,7 +24,9 @@ from jobs.scoring.transforms import (
     ReportProgress,
     ScoredBatch,
     Summarise,
+    empty_stats,
 )
+from model.screening import REASONS
 from tests.fakes import (
     BAD,
     BarPredictor,
@@ -221,11 +223,54 @@ def test_format_predictions_as_csv_rows_matching_the_header():
             ),
         )
     assert CSV_HEADER.split(",")[:3] == ["key", "digit", "confidence"]
-    assert len(CSV_HEADER.split(",")) == 14
+    assert len(CSV_HEADER.split(",")) == 17
+
+
+def _screened(keys, digits, statuses, reasons):
+    batch = _scored(keys, digits)
+    batch.screened = {
+        "calibrated_confidence": np.full(len(keys), 0.5, np.float32),
+        "status": np.array(statuses, np.int32),
+        "reasons": np.array(reasons, np.int32),
+    }
+    return batch
+
+
+def test_statuses_go_into_records_csv_and_the_review_file():
+    batch = _screened(["a", "b", "c"], [1, 2, 3], [0, 1, 2], [0, 1 << 7, 1 | 1 << 6])
+    with TestPipeline() as p:
+        batches = p | beam.Create([batch, _screened(["d"], [4], [0], [0])])
+        review = batches | "Review" >> FormatPredictions(MODEL_ID, only=("review", "not_a_digit"))
+        records = review | beam.Map(lambda t: [json.loads(line) for line in t.split("\n")])
+        assert_that(
+            records | beam.Map(lambda rs: [(r["key"], r["status"], r["reasons"]) for r in rs]),
+            equal_to(
+                [
+                    [
+                        ("b", "review", ["low_confidence"]),
+                        ("c", "not_a_digit", ["blank", "unlike_a_digit"]),
+                    ]
+                ]
+            ),
+            label="OnlyReviewAndNotADigit",
+        )
+        csv_rows = batches | "Csv" >> FormatPredictions(MODEL_ID, "csv")
+        assert_that(
+            csv_rows | beam.FlatMap(lambda t: [line.split(",")[-3:] for line in t.split("\n")]),
+            equal_to(
+                [
+                    ["0.500000", "accepted", ""],
+                    ["0.500000", "review", "low_confidence"],
+                    ["0.500000", "not_a_digit", "blank;unlike_a_digit"],
+                    ["0.500000", "accepted", ""],
+                ]
+            ),
+            label="CsvColumns",
+        )
 
 
 def test_summarise_counts_scored_digits_confidence_and_failures_by_stage():
-    scored = [_scored(["a", "b"], [1, 1]), _scored(["c"], [7])]
+    scored = [_screened(["a", "b"], [1, 1], [0, 2], [0, 3]), _screened(["c"], [7], [1], [128])]
     errors = [{"key": "x", "stage": "read", "error": "?"}] * 2 + [
         {"key": "y", "stage": "decode", "error": "?"}
     ]
@@ -247,6 +292,14 @@ def test_summarise_counts_scored_digits_confidence_and_failures_by_stage():
                         "digits": digits,
                         "confidence": confidence,
                         "failed": {"read": 2, "decode": 1},
+                        "statuses": {"accepted": 1, "review": 1, "not_a_digit": 1},
+                        "reasons": {
+                            **dict.fromkeys(REASONS, 0),
+                            "blank": 1,
+                            "too_little_ink": 1,
+                            "low_confidence": 1,
+                        },
+                        "calibrated_confidence": [0, 0, 0, 0, 0, 3, 0, 0, 0, 0],
                     }
                 ]
             ),
@@ -258,7 +311,7 @@ def test_summarise_of_nothing_is_all_zeros():
         empty = p | "Scored" >> beam.Create([]), p | "Errors" >> beam.Create([])
         assert_that(
             empty | Summarise(),
-            equal_to([{"scored": 0, "digits": [0] * 10, "confidence": [0] * 10, "failed": {}}]),
+            equal_to([empty_stats()]),
         )
 
 

@@ -1,0 +1,144 @@
+"""Predictions a team can act on, measured with the full recipes (seed and strong):
+
+    python -m bench.trust_bench --data out/data [--models out/bench/trust]
+
+For each model (trained with its full recipe into MODELS/<name> unless already there, then
+`digits evaluate` with the default suites: 2,000 test digits, 200 images per not-a-digit
+kind): ECE before and after temperature scaling, coverage at the 0.1% target, the AUROC of
+misclassified-vs-correct and of not-a-digit-vs-digit, the share of each not-a-digit kind
+not accepted, the share of MNIST test digits flagged, mean corruption accuracy and the
+scanned-vs-clean gap. Then scoring throughput with the new fields (statuses) against the
+same pipeline without them, on the same 20,000 PNG files, alternating (ABAB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+from bench.common import save, timed
+from bench.score_bench import ensure_pngs
+
+MODELS = ("seed", "strong")
+
+
+def ensure_evaluated(data_dir: str, models_dir: str, name: str) -> dict:
+    model, report = os.path.join(models_dir, name), os.path.join(models_dir, name + "-report")
+    if not os.path.exists(os.path.join(model, "metrics.json")):
+        timed([sys.executable, "-m", "jobs.train", "--data", data_dir, "--output", model,
+               "--model", name])  # fmt: skip
+    if not os.path.exists(os.path.join(report, "evaluation.json")):
+        timed([sys.executable, "-m", "jobs.evaluate", "--data", data_dir, "--model", model,
+               "--output", report])  # fmt: skip
+    with open(os.path.join(report, "evaluation.json")) as handle:
+        return json.load(handle)
+
+
+def figures(evaluation: dict) -> dict:
+    c, r = evaluation["calibration"], evaluation["robustness"]
+    kinds = r["not_a_digit"]["per_kind"]
+    return {
+        "test_accuracy": evaluation["accuracy"],
+        "ece_before": c["test_ece_before"],
+        "ece_after": c["test_ece_after"],
+        "temperature": c["temperature"],
+        "coverage_at_target": c["test_at_threshold"]["accepted_share"],
+        "error_among_accepted": c["test_at_threshold"]["error_among_accepted"],
+        "target_error": c["target_error"],
+        "misclassified_auroc": c["misclassified_auroc"],
+        "not_a_digit_auroc": {k: v["auroc"] for k, v in kinds.items()},
+        "not_accepted": {k: v["not_accepted"] for k, v in kinds.items()},
+        "digits_flagged": c["test_not_a_digit_share"],
+        "mean_corruption_accuracy": r["corruptions"]["mean_accuracy"],
+        "scan_gap_points": r["scans"]["gap_points"],
+        "scan_accuracy": r["scans"]["scanned_accuracy"],
+        "scan_clean_accuracy": r["scans"]["clean_accuracy"],
+    }
+
+
+def print_figures(name: str, f: dict) -> None:
+    print(
+        f"{name}: test accuracy {f['test_accuracy']:.2%}; ECE {f['ece_before']:.2%} -> "
+        f"{f['ece_after']:.2%} (T = {f['temperature']:.3f}); coverage at the "
+        f"{f['target_error']:.1%} target {f['coverage_at_target']:.1%} "
+        f"(error among accepted {f['error_among_accepted']:.3%}); misclassified AUROC "
+        f"{f['misclassified_auroc']:.4f}; MNIST test digits flagged not_a_digit "
+        f"{f['digits_flagged']:.2%}"
+    )
+    for kind, share in f["not_accepted"].items():
+        print(f"  {kind:<14} not accepted {share:6.1%}   AUROC {f['not_a_digit_auroc'][kind]:.4f}")
+    print(
+        f"  mean corruption accuracy {f['mean_corruption_accuracy']:.2%}; scans "
+        f"{f['scan_accuracy']:.2%} vs clean {f['scan_clean_accuracy']:.2%}: gap "
+        f"{f['scan_gap_points']:.2f} points"
+    )
+
+
+def pipeline_seconds(model: str, paths_glob: str, screened: bool) -> float:
+    """The scoring pipeline (digits score's own wiring) with or without the statuses."""
+    import apache_beam as beam
+
+    from jobs import score
+    from jobs.scoring.inputs import list_inputs
+    from model.serving import Predictor, keras_path, model_id
+
+    config = score.ScoreConfig(model=model, inputs=(paths_glob,), output="unused")
+    identifier = model_id(keras_path(model))
+    factory = functools.partial(Predictor, model, screened=screened)
+    with tempfile.TemporaryDirectory() as staging:
+        inputs = list_inputs(config.inputs, identifier, staging + "/lists", config.batch_size)
+        started = time.perf_counter()
+        with beam.Pipeline() as p:
+            score.build(p, config, identifier, inputs, staging, factory)
+        return time.perf_counter() - started
+
+
+def throughput(model: str, data_dir: str, count: int = 20_000, repeat: int = 2) -> dict:
+    paths = ensure_pngs(data_dir)[:count]
+    with tempfile.TemporaryDirectory() as folder:
+        for path in paths:
+            os.link(path, os.path.join(folder, os.path.basename(path)))
+        seconds = {"with_statuses": [], "without": []}
+        for i in range(repeat):
+            for mode in ("with_statuses", "without")[:: 1 if i % 2 == 0 else -1]:
+                seconds[mode].append(
+                    pipeline_seconds(model, folder + "/*.png", mode == "with_statuses")
+                )
+    median = {mode: statistics.median(s) for mode, s in seconds.items()}
+    result = {
+        "images": len(paths),
+        "seconds": seconds,
+        "images_per_second": {mode: len(paths) / s for mode, s in median.items()},
+        "ratio": median["without"] / median["with_statuses"],
+    }
+    rate = result["images_per_second"]
+    print(
+        f"scoring {len(paths):,} PNGs (DirectRunner, median of {repeat}): with statuses "
+        f"{rate['with_statuses']:,.0f}/s, without {rate['without']:,.0f}/s: ratio "
+        f"{result['ratio']:.3f} (target at least 0.9)"
+    )
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default="out/data")
+    parser.add_argument("--models", default="out/bench/trust")
+    args = parser.parse_args(argv)
+    results = {}
+    for name in MODELS:
+        results[name] = figures(ensure_evaluated(args.data, args.models, name))
+        print_figures(name, results[name])
+    results["throughput"] = throughput(os.path.join(args.models, "seed"), args.data)
+    save("trust", results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
