@@ -37,12 +37,14 @@ SPLITS = ("train", "validation", "test")
 DATASET_NAME = "mnist"
 MANIFEST_FILE = "manifest.json"
 # Model folder (digits train): metrics.json is written last; digits evaluate adds
-# calibration.json (for the model whose identifier it names).
+# calibration.json (for the model whose identifier it names) and, last, blessing.json
+# (the gate's verdict for the model file's SHA-256).
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.jsonl"
 CALIBRATION_FILE = "calibration.json"
+BLESSING_FILE = "blessing.json"
 # Scoring partition (digits score): _SUCCESS is written last.
 SUCCESS_FILE = "_SUCCESS"
 SUMMARY_FILE = "summary.json"

@@ -32,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from common import files, schema  # noqa: E402
-from jobs import calibration_report, robustness_report  # noqa: E402
+from jobs import calibration_report, gate_report, robustness_report  # noqa: E402
 from model import data, export, screening, serving  # noqa: E402
 
 
@@ -165,6 +165,7 @@ Accuracy **{results["accuracy"]:.4f}**, loss {results["loss"]:.4f}; validation a
 
 {calibration_report.card_section(results["calibration"])}
 {robustness_report.card_section(results["robustness"])}
+{gate_report.card_section(results["blessing"])}
 ## Limits
 {_limits_text(results["per_class"])}
 """
@@ -239,6 +240,7 @@ def parse_args(argv):
         "--suite-per-kind", type=int, default=200, help="images of each not-a-digit kind"
     )
     parser.add_argument("--suite-seed", type=int, default=0, help="seed of the suites")
+    gate_report.add_options(parser)
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     return parser.parse_args(argv)
 
@@ -253,15 +255,21 @@ def run(argv: list[str] | None = None) -> dict:
     with data.local_dataset(args.data) as dataset:
         test = predict_split(model, dataset.path, verify=not dataset.verified)
         validation = predict_split(model, dataset.path, "validation", verify=False)
+        baseline = None
+        if args.baseline:  # the model now promoted, on the very same test images
+            baseline = predict_split(serving.load_model(args.baseline), dataset.path, verify=False)
     results = classification_metrics(test["labels"], test["probabilities"])
     results["calibration"] = calibrate(args, model, training, validation, test)
     predictor = serving.Predictor(args.model)  # the scorer's, with the new calibration
     results["robustness"] = robustness_report.evaluate(
         predictor, test, args.suite_size, args.suite_per_kind, args.suite_seed
     )
+    results["blessing"] = gate_report.bless(args, results, test, baseline)
     write_report(args, model, training, results, test, dataset.manifest)
+    blessing = results["blessing"]
+    verdict = "blessed" if blessing["blessed"] else f"NOT blessed ({', '.join(blessing['failed'])})"
     print(
-        f"test accuracy {results['accuracy']:.4f}, loss {results['loss']:.4f}; "
+        f"test accuracy {results['accuracy']:.4f}, loss {results['loss']:.4f}; {verdict}; "
         f"report in {args.output}/report.md"
     )
     return results
@@ -275,7 +283,8 @@ def calibrate(args, model, training: dict, validation: dict, test: dict) -> dict
     result = calibration_report.calibrate(
         validation, test, args.target_error, args.not_a_digit_budget
     )
-    calibration_report.save(args.model, training.get("model_id"), result)
+    # the identifier of the file as it is now (metrics.json names the one training wrote)
+    calibration_report.save(args.model, serving.model_id(serving.keras_path(args.model)), result)
     export.replace_saved_model(model, args.model, screening.Screen.from_dict(result["screen"]))
     return result
 

@@ -22,6 +22,7 @@ import numpy as np
 from jobs.scoring import images
 from model import calibration, screening, suites
 
+
 def evaluate(predictor, test: dict, size: int, per_kind: int, seed: int) -> dict:
     """Runs the three suites on `size` test digits chosen with `seed`, and `per_kind`
     images of each not-a-digit kind."""

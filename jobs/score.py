@@ -74,6 +74,7 @@ class ScoreConfig:
     max_error_rate: float = 0.05
     max_pixels: int = images.DEFAULT_MAX_PIXELS
     force: bool = False
+    allow_unblessed: bool = False
     progress_interval: float = 30.0
     verbose: bool = False
 
@@ -125,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     parser.add_argument("--force", action="store_true", help="rescore a date already scored")
+    parser.add_argument(
+        "--allow-unblessed",
+        action="store_true",
+        help="score with a model the gate did not bless (the summary records it)",
+    )
     _add_limits(parser)
     return parser
 
@@ -216,12 +222,13 @@ def write_text(lines, prefix: str, suffix: str, output_format: str, label="Write
 def run(argv: list[str] | None = None) -> int:
     """options -> list inputs once -> skip if already scored -> pipeline -> summary -> publish."""
     config, beam_args = parse_args(argv)
-    from model.serving import keras_path, load_screen
+    from model.serving import check_blessing, keras_path, load_screen
     from model.serving import model_id as compute_model_id
 
     show_job_logs()
     files.check_reachable(config.output)
     model_id = compute_model_id(keras_path(config.model))
+    blessing = check_blessing(config.model, config.allow_unblessed)  # refused: exit 2
     load_screen(config.model, model_id)  # refused here, before any work, if missing or stale
     target = partition.partition_dir(config.output, config.date)
     staging = partition.new_staging(config.output, target)
@@ -236,20 +243,21 @@ def run(argv: list[str] | None = None) -> int:
                 f"{model_id}; nothing to do (--force rescores)"
             )
             return done.get("exit_code", 0)
-        return score(config, beam_args, model_id, inputs, staging, target, listing_seconds)
+        facts = {"listing_seconds": round(listing_seconds, 2), "blessing": blessing}
+        return score(config, beam_args, model_id, inputs, staging, target, facts)
     finally:
         files.delete_tree(staging + INPUT_LISTS)
         files.delete_tree(staging)  # left only by a no-op or a failure: publish moved it
         partition.remove_empty_staging(staging)
 
 
-def score(config, beam_args, model_id, inputs, staging, target, listing_seconds) -> int:
+def score(config, beam_args, model_id, inputs, staging, target, facts: dict) -> int:
     """Runs the pipeline into `staging`, then writes the summary and publishes `target`."""
     started = time.time()
     with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
         build(p, config, model_id, inputs, staging)
     summary = summarise_run(config, model_id, staging, started, time.time())
-    summary["listing_seconds"] = round(listing_seconds, 2)
+    summary.update(facts)
     exit_code = EXIT_TOO_MANY_ERRORS if summary["error_rate"] > config.max_error_rate else 0
     files.write_json(files.join(staging, schema.SUMMARY_FILE), summary)
     success = {"fingerprint": inputs.fingerprint, "model": model_id, "inputs": summary["inputs"]}

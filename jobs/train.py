@@ -27,11 +27,12 @@ import warnings
 from dataclasses import asdict, dataclass
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from common import files, schema
 from jobs import model_folder
-from model import cnn, data, export, serving
+from model import cnn, data, export, outliers, serving
 from model.configs import RECIPES, TrainConfig, recipe
 
 BEST_WEIGHTS = "best.weights.h5"
@@ -213,7 +214,10 @@ def train(
 def make_inputs(
     config: TrainConfig, dataset: data.LocalDataset, plan: DevicePlan
 ) -> dict[str, tf.data.Dataset]:
-    """The three splits as (images, one-hot labels) batches; only train is shuffled."""
+    """The three splits as (images, one-hot labels) batches; only train is shuffled, and
+    only train gets the recipe's not-a-digit images (outlier exposure)."""
+    negatives = outlier_pool(config, dataset)
+    per_batch = round(config.batch_size * config.outlier_share)
     return {
         split: data.supervised(
             dataset.path,
@@ -225,9 +229,25 @@ def make_inputs(
             manifest=dataset.manifest,
             verify=not dataset.verified,
             device=plan.prefetch_device,
+            **(
+                {"negatives": negatives, "negatives_per_batch": per_batch}
+                if split == "train"
+                else {}
+            ),
         )
         for split in schema.SPLITS
     }
+
+
+def outlier_pool(config: TrainConfig, dataset: data.LocalDataset):
+    """model.outliers' images, made from the first 5,000 training digits (None: none)."""
+    if config.outlier_share <= 0:
+        return None
+    n_train = data.split_size(dataset.manifest, "train")
+    batches = data.records(dataset.path, "train", 5000, manifest=dataset.manifest, verify=False)
+    first = next(iter(batches))[schema.IMAGE_KEY].numpy()[..., 0]
+    digits = np.round(first * schema.PIXEL_MAX).astype(np.uint8)
+    return outliers.pool(digits, max(1, round(n_train * config.outlier_share)), config.seed)
 
 
 def make_callbacks(model_dir: str, n_train: int, epochs: int) -> list[keras.callbacks.Callback]:

@@ -3,7 +3,8 @@
 seed:   the original notebook, exactly. `digits train --data D --output M` (the defaults)
         runs 10 epochs, batch 64.
 strong: `digits train --data D --output M --model strong`: batch norm, dropout, random
-        rotations, zooms and shifts inside the model, one-cycle learning rate, 14 epochs.
+        rotations, zooms and shifts inside the model, one-cycle learning rate, 14 epochs,
+        and not-a-digit images in every batch (outlier exposure, model/outliers.py).
 
 What each reaches, and how fast, is measured by `make bench` and written in one place:
 the README's "Measured figures".
@@ -31,6 +32,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     one_cycle: bool = False
     keep_best_on_validation: bool = False  # else: the last epoch's weights, as the notebook
+    # Outlier exposure (model/outliers.py): not-a-digit images, as a share of the training
+    # digits, mixed into every batch with a uniform target.
+    outlier_share: float = 0.0
 
     def __post_init__(self):
         if self.model not in RECIPES:
@@ -51,6 +55,7 @@ RECIPES = {
         label_smoothing=0.1,
         one_cycle=True,
         keep_best_on_validation=True,
+        outlier_share=0.1,
     ),
 }
 

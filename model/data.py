@@ -137,16 +137,54 @@ def records(
     return dataset.map(schema.parse_examples, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def _negative_batches(negatives, per_batch: int, seed: int) -> tf.data.Dataset:
+    uniform = tf.fill([schema.NUM_CLASSES], 1.0 / schema.NUM_CLASSES)
+    return (
+        tf.data.Dataset.from_tensor_slices(negatives)
+        .shuffle(len(negatives), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(per_batch)
+        .map(
+            lambda x: (
+                tf.cast(x, tf.float32)[..., None] / schema.PIXEL_MAX,
+                tf.broadcast_to(uniform, [tf.shape(x)[0], schema.NUM_CLASSES]),
+            )
+        )
+    )
+
+
+def _append(digits, negatives):
+    return (
+        tf.concat([digits[0], negatives[0]], axis=0),
+        tf.concat([digits[1], negatives[1]], axis=0),
+    )
+
+
 def to_supervised(batch: dict) -> tuple[tf.Tensor, tf.Tensor]:
     """(images, one-hot labels): the notebook trained with categorical cross-entropy."""
     return batch[schema.IMAGE_KEY], tf.one_hot(batch[schema.LABEL_KEY], schema.NUM_CLASSES)
 
 
-def supervised(data_dir: str, split: str, batch_size: int, *, device: str | None = None, **kw):
-    """(images, one-hot labels) batches, prefetched (onto `device`, e.g. '/gpu:0', if given)."""
+def supervised(
+    data_dir: str,
+    split: str,
+    batch_size: int,
+    *,
+    device: str | None = None,
+    negatives=None,
+    negatives_per_batch: int = 0,
+    **kw,
+):
+    """(images, one-hot labels) batches, prefetched (onto `device`, e.g. '/gpu:0', if given).
+    With `negatives` (uint8 [m, 28, 28], model.outliers), every batch also gets
+    `negatives_per_batch` of them, reshuffled each pass, with a uniform target."""
     dataset = records(data_dir, split, batch_size, **kw).map(
         to_supervised, num_parallel_calls=tf.data.AUTOTUNE
     )
+    if negatives is not None and negatives_per_batch > 0:
+        dataset = tf.data.Dataset.zip(
+            dataset, _negative_batches(negatives, negatives_per_batch, kw.get("seed", 0))
+        ).map(_append, num_parallel_calls=tf.data.AUTOTUNE)
     if device:
         return dataset.apply(tf.data.experimental.prefetch_to_device(device))
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -102,6 +102,36 @@ def load_screen(model: str, model_id_: str | None = None) -> screening.Screen:
     return screening.Screen.from_dict(payload)
 
 
+def check_blessing(model: str, allow_unblessed: bool = False) -> dict:
+    """The model's blessing (digits evaluate writes it; model.gate), checked to be for the
+    model file as it is now. Refuses (ModelRefused) a missing blessing, one for another
+    digest, or a "not blessed" verdict, unless `allow_unblessed`: then the returned record
+    says so."""
+    path = keras_path(model)
+    blessing_path = files.join(path.rsplit("/", 1)[0], schema.BLESSING_FILE)
+    digest = files.sha256_file(path)
+    record = {"model_sha256": digest, "allowed_unblessed": allow_unblessed}
+    if not files.exists(blessing_path):
+        problem = f"no {schema.BLESSING_FILE}: run `digits evaluate --model {model} ...` first"
+    else:
+        blessing = files.read_json(blessing_path)
+        record.update(blessed=blessing["blessed"], failed=blessing["failed"])
+        record["baseline"] = blessing.get("baseline")
+        if blessing["model_sha256"] != digest:
+            problem = (
+                f"{path} changed since it was blessed (blessed sha256 "
+                f"{blessing['model_sha256'][:16]}, now {digest[:16]}); evaluate it again"
+            )
+        elif not blessing["blessed"]:
+            problem = f"not blessed: failed {', '.join(blessing['failed'])} (see {blessing_path})"
+        else:
+            return record
+    if not allow_unblessed:
+        raise ModelRefused(f"--model {model}: {problem}; --allow-unblessed scores anyway")
+    record.update(blessed=False, problem=problem)
+    return record
+
+
 class Predictor:
     """A loaded model: `predict(uint8 [n, 28, 28])` -> a dict of arrays [n]: `digit`,
     `confidence`, `calibrated_confidence`, `status`, `reasons` (model.screening), and

@@ -181,9 +181,16 @@ def tiny_model(tmp_path_factory, tiny_dataset) -> Path:
     return evaluated(out, tiny_dataset)
 
 
-def evaluated(model: Path, dataset: Path, suite_size: int = 100, per_kind: int = 20) -> Path:
-    """`digits evaluate` on a model (writing its calibration.json, so the scorer takes it),
-    with small suites; the report is in model/../report."""
+# Floors a briefly trained model passes: the gate's defaults are for the full recipes.
+TEST_GATE = ("--min-accuracy", "0", "--min-class-recall", "0", "--max-ece", "1",
+             "--min-corruption-accuracy", "0")  # fmt: skip
+
+
+def evaluated(
+    model: Path, dataset: Path, suite_size: int = 100, per_kind: int = 20, gate=TEST_GATE
+) -> Path:
+    """`digits evaluate` on a model (writing its calibration.json and blessing.json, so the
+    scorer takes it), with small suites; the report is in model/../report."""
     from jobs import evaluate
 
     evaluate.run(
@@ -191,6 +198,7 @@ def evaluated(model: Path, dataset: Path, suite_size: int = 100, per_kind: int =
             *("--data", str(dataset), "--model", str(model)),
             *("--output", str(model.parent / "report")),
             *("--suite-size", str(suite_size), "--suite-per-kind", str(per_kind)),
+            *gate,
         ]
     )
     return model

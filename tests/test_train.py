@@ -41,6 +41,32 @@ def test_strong_model_gives_probabilities_and_augments_only_in_training():
     np.testing.assert_array_equal(model(images, training=False), probabilities)
 
 
+def test_strong_recipe_mixes_not_a_digit_images_with_a_uniform_target(tiny_dataset):
+    from jobs import train
+    from model import outliers
+
+    config = recipe("strong", batch_size=50)
+    manifest = data.read_manifest(str(tiny_dataset))
+    dataset = data.LocalDataset(str(tiny_dataset), str(tiny_dataset), manifest, verified=True)
+    pool = train.outlier_pool(config, dataset)
+    assert pool.dtype == np.uint8 and pool.shape[1:] == (28, 28)
+    assert len(pool) == round(0.1 * dataset.manifest["splits"]["train"]["records"])
+    np.testing.assert_array_equal(pool[:6], outliers.pool(_train_digits(tiny_dataset), 6, 0))
+    splits = train.make_inputs(config, dataset, train.plan_devices([], False, False))
+    images, targets = next(iter(splits["train"]))
+    assert images.shape[0] == 50 + 5
+    np.testing.assert_allclose(targets.numpy()[50:], 0.1)  # the five not-a-digit images
+    assert set(targets.numpy()[:50].max(axis=1)) == {1.0}  # digits keep their one-hot label
+    validation_targets = next(iter(splits["validation"]))[1].numpy()
+    assert set(validation_targets.max(axis=1)) == {1.0}  # never in validation
+    assert train.outlier_pool(recipe("seed"), dataset) is None  # the notebook's recipe: none
+
+
+def _train_digits(dataset_dir) -> np.ndarray:
+    first = next(iter(data.records(str(dataset_dir), "train", 5000, verify=False)))
+    return np.round(first[schema.IMAGE_KEY].numpy()[..., 0] * 255).astype(np.uint8)
+
+
 def test_configuration_errors_name_the_flag():
     with pytest.raises(ValueError, match="--model 'huge'"):
         recipe("huge")

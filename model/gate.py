@@ -1,0 +1,113 @@
+"""The blessing gate: is this exact model file good enough to run at night?
+
+`digits evaluate` judges the model on the test split with `bless(...)` and writes the
+verdict, with every check and its figure, as `blessing.json` into the model folder, for
+the model file's SHA-256. `digits score` refuses a model whose blessing is missing, says
+"not blessed", or names another digest (the file changed since), unless told
+`--allow-unblessed`.
+
+Checks (floors and ceilings are the evaluate job's options, GateConfig):
+
+- accuracy at least `min_accuracy`;
+- every digit's recall at least `min_class_recall`;
+- expected calibration error after scaling at most `max_ece`;
+- mean accuracy under the corruptions at least `min_corruption_accuracy`;
+- with a baseline model (the one now promoted): non-inferiority on the same test images,
+  as TFX's examples bless ("no worse than the baseline"): the candidate's accuracy is at
+  most `max_accuracy_drop` below the baseline's, and McNemar's exact test on the images
+  where the two disagree does not show the candidate worse (one-sided p >= `alpha`). A
+  bare difference is no test at 99.6%: one standard error on 10,000 images is 0.06 points.
+  With no baseline (a first run) the check is skipped, and says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    min_accuracy: float = 0.985
+    min_class_recall: float = 0.97
+    max_ece: float = 0.015
+    min_corruption_accuracy: float = 0.75
+    max_accuracy_drop: float = 0.001
+    alpha: float = 0.05
+
+
+def check(name: str, value, passed: bool, limit: str) -> dict:
+    return {"check": name, "value": value, "limit": limit, "passed": bool(passed)}
+
+
+def mcnemar_worse_p(candidate_right: np.ndarray, baseline_right: np.ndarray) -> dict:
+    """One-sided exact McNemar: p of seeing at least this many images only the baseline
+    gets right, out of the discordant ones, if both models were equally good."""
+    only_baseline = int((baseline_right & ~candidate_right).sum())
+    only_candidate = int((candidate_right & ~baseline_right).sum())
+    n = only_baseline + only_candidate
+    p = sum(math.comb(n, k) for k in range(only_baseline, n + 1)) / 2**n if n else 1.0
+    return {"only_baseline_right": only_baseline, "only_candidate_right": only_candidate, "p": p}
+
+
+def bless(
+    config: GateConfig,
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    ece_after: float,
+    mean_corruption_accuracy: float,
+    baseline_predicted: np.ndarray | None = None,
+) -> dict:
+    """Every check with its figure, and `blessed` (all passed)."""
+    right = predicted == labels
+    accuracy = float(right.mean())
+    recalls = {str(d): float(right[labels == d].mean()) for d in range(10) if (labels == d).any()}
+    worst = min(recalls, key=recalls.get)
+    checks = [
+        check("accuracy", accuracy, accuracy >= config.min_accuracy, f">= {config.min_accuracy}"),
+        check(
+            "class_recall",
+            {"worst_digit": int(worst), "recall": recalls[worst]},
+            recalls[worst] >= config.min_class_recall,
+            f">= {config.min_class_recall} for every digit",
+        ),
+        check("ece_after_scaling", ece_after, ece_after <= config.max_ece, f"<= {config.max_ece}"),
+        check(
+            "mean_corruption_accuracy",
+            mean_corruption_accuracy,
+            mean_corruption_accuracy >= config.min_corruption_accuracy,
+            f">= {config.min_corruption_accuracy}",
+        ),
+        non_inferiority(config, right, labels, baseline_predicted),
+    ]
+    return {
+        "blessed": all(c["passed"] for c in checks),
+        "checks": checks,
+        "failed": [c["check"] for c in checks if not c["passed"]],
+        "gate": asdict(config),
+    }
+
+
+def non_inferiority(config: GateConfig, right, labels, baseline_predicted) -> dict:
+    limit = (
+        f"accuracy at most {config.max_accuracy_drop} below the baseline's, and McNemar's "
+        f"one-sided p >= {config.alpha}"
+    )
+    if baseline_predicted is None:
+        return {**check("non_inferiority", None, True, limit), "skipped": "no baseline model"}
+    baseline_right = baseline_predicted == labels
+    test = mcnemar_worse_p(right, baseline_right)
+    value = {
+        "candidate_accuracy": float(right.mean()),
+        "baseline_accuracy": float(baseline_right.mean()),
+        **test,
+    }
+    drop = value["baseline_accuracy"] - value["candidate_accuracy"]
+    return check(
+        "non_inferiority",
+        value,
+        drop <= config.max_accuracy_drop and test["p"] >= config.alpha,
+        limit,
+    )
