@@ -37,17 +37,20 @@ SPLITS = ("train", "validation", "test")
 DATASET_NAME = "mnist"
 MANIFEST_FILE = "manifest.json"
 # Model folder (digits train): metrics.json is written last; digits evaluate adds
-# calibration.json (for the model whose identifier it names) and, last, blessing.json
-# (the gate's verdict for the model file's SHA-256).
+# calibration.json (for the model whose identifier it names), reference.json (the test
+# split's input and output statistics, for skew) and, last, blessing.json (the gate's
+# verdict for the model file's SHA-256).
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.jsonl"
 CALIBRATION_FILE = "calibration.json"
 BLESSING_FILE = "blessing.json"
-# Scoring partition (digits score): _SUCCESS is written last.
+REFERENCE_FILE = "reference.json"
+# Scoring partition (digits score): summary.json, drift.json, and _SUCCESS last.
 SUCCESS_FILE = "_SUCCESS"
 SUMMARY_FILE = "summary.json"
+DRIFT_FILE = "drift.json"
 
 
 def shard_file_name(split: str, shard: int, num_shards: int) -> str:

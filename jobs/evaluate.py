@@ -33,7 +33,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from common import files, schema  # noqa: E402
 from jobs import calibration_report, gate_report, robustness_report  # noqa: E402
-from model import data, export, screening, serving  # noqa: E402
+from jobs.scoring import images  # noqa: E402
+from model import data, drift, export, screening, serving  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -264,6 +265,7 @@ def run(argv: list[str] | None = None) -> dict:
     results["robustness"] = robustness_report.evaluate(
         predictor, test, args.suite_size, args.suite_per_kind, args.suite_seed
     )
+    write_reference(args.model, predictor, test)
     results["blessing"] = gate_report.bless(args, results, test, baseline)
     write_report(args, model, training, results, test, dataset.manifest)
     blessing = results["blessing"]
@@ -273,6 +275,24 @@ def run(argv: list[str] | None = None) -> dict:
         f"report in {args.output}/report.md"
     )
     return results
+
+
+def write_reference(model_dir: str, predictor, test: dict) -> None:
+    """reference.json: the test split's input and output statistics (model/drift.py), as
+    the scorer counts them, for its skew check."""
+    predicted = predictor.predict(test["pixels"])
+    facts = [images.input_facts(p[..., None], record=True) for p in test["pixels"]]
+    histograms = drift.histograms(
+        facts,
+        predicted["ink"],
+        predicted["digit"],
+        predicted["calibrated_confidence"],
+        predicted["status"],
+    )
+    files.write_json(
+        files.join(model_dir, schema.REFERENCE_FILE),
+        {"source": "test split", "created": files.utc_timestamp(), "histograms": histograms},
+    )
 
 
 def calibrate(args, model, training: dict, validation: dict, test: dict) -> dict:

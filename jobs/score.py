@@ -25,19 +25,31 @@ file) is refused.
 
 Output, in OUT_DIR or OUT_DIR/dt=DATE: predictions-SSSSS-of-NNNNN.jsonl (or .csv),
 review-SSSSS-of-NNNNN.jsonl (or .csv: what a person should look at),
-errors-SSSSS-of-NNNNN.jsonl, summary.json and, last, _SUCCESS. Every input is either in
-the predictions or in the errors. If more than --max-error-rate of the inputs fail, the
-job still writes everything, then exits with status 3.
+errors-SSSSS-of-NNNNN.jsonl, summary.json, drift.json and, last, _SUCCESS. Every input
+is either in the predictions or in the errors. Every prediction carries the model, the
+run id and the input's SHA-256; summary.json carries the lineage (model digest, training
+data manifest, blessing, code and library versions, calibration).
+
+The model must be blessed by `digits evaluate` for its current file (model/gate.py;
+--allow-unblessed overrides, recorded in the summary). drift.json compares tonight's
+input and output statistics with the model's reference and the trailing nights
+(jobs/scoring/drift_check.py). Exit status: 2 refused (bad options, an unblessed or
+uncalibrated model), 3 more than --max-error-rate of the inputs failed, 4 the drift alarm
+(unless --drift-alarm off); 3 and 4 only after everything is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import importlib.metadata
 import json
 import logging
+import os
+import subprocess
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass
 
 import apache_beam as beam
@@ -45,7 +57,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from common import files, schema
 from common.startup import show_job_logs
-from jobs.scoring import images, partition
+from jobs.scoring import drift_check, images, partition
 from jobs.scoring.inputs import InputList, list_inputs
 from jobs.scoring.transforms import (
     CONFIDENCE_BINS,
@@ -58,6 +70,7 @@ from jobs.scoring.transforms import (
 )
 
 EXIT_TOO_MANY_ERRORS = 3
+EXIT_DRIFT = 4
 STATS_FILE = "_stats.json"
 INPUT_LISTS = ".inputs"  # beside the staging folder: the driver's batch lists
 log = logging.getLogger("digits.score")
@@ -75,6 +88,10 @@ class ScoreConfig:
     max_pixels: int = images.DEFAULT_MAX_PIXELS
     force: bool = False
     allow_unblessed: bool = False
+    drift_alarm: str = "on"
+    drift_reference: str | None = None
+    drift_nights: int = 7
+    drift_min_inputs: int = 500
     progress_interval: float = 30.0
     verbose: bool = False
 
@@ -132,7 +149,30 @@ def _parser() -> argparse.ArgumentParser:
         help="score with a model the gate did not bless (the summary records it)",
     )
     _add_limits(parser)
+    _add_drift(parser)
     return parser
+
+
+def _add_drift(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--drift-alarm",
+        choices=("on", "off"),
+        default="on",
+        help="on: exit 4 (after writing everything) when drift.json raises the alarm",
+    )
+    parser.add_argument(
+        "--drift-reference",
+        help="reference.json or a good night's summary.json (default: the model's reference)",
+    )
+    parser.add_argument(
+        "--drift-nights", type=int, default=7, help="trailing nights to compare with"
+    )
+    parser.add_argument(
+        "--drift-min-inputs",
+        type=int,
+        default=500,
+        help="judge no comparison with fewer inputs on either side (too noisy)",
+    )
 
 
 def _add_limits(parser: argparse.ArgumentParser) -> None:
@@ -174,7 +214,13 @@ def predictor_factory(model: str):
 
 
 def build(
-    p, config: ScoreConfig, model_id: str, inputs: InputList, staging: str, make_predictor=None
+    p,
+    config: ScoreConfig,
+    model_id: str,
+    inputs: InputList,
+    staging: str,
+    make_predictor=None,
+    run_id: str = "",
 ) -> None:
     """Wires the stages; `make_predictor` defaults to loading `config.model`."""
     work = [("images", path) for path in inputs.batch_lists]
@@ -188,10 +234,12 @@ def build(
     predicted = read.batches | "Predict" >> Predict(
         make_predictor or predictor_factory(config.model)
     )
-    lines = predicted.scored | "FormatPredictions" >> FormatPredictions(model_id, config.format)
+    lines = predicted.scored | "FormatPredictions" >> FormatPredictions(
+        model_id, config.format, run_id=run_id
+    )
     write_text(lines, files.join(staging, "predictions"), "." + config.format, config.format)
     review = predicted.scored | "FormatReview" >> FormatPredictions(
-        model_id, config.format, only=("review", "not_a_digit")
+        model_id, config.format, only=("review", "not_a_digit"), run_id=run_id
     )
     write_text(
         review, files.join(staging, "review"), "." + config.format, config.format, "WriteReview"
@@ -228,8 +276,10 @@ def run(argv: list[str] | None = None) -> int:
     show_job_logs()
     files.check_reachable(config.output)
     model_id = compute_model_id(keras_path(config.model))
-    blessing = check_blessing(config.model, config.allow_unblessed)  # refused: exit 2
-    load_screen(config.model, model_id)  # refused here, before any work, if missing or stale
+    # Refused here (exit 2), before any work: unblessed, changed since, or uncalibrated.
+    blessing = check_blessing(config.model, config.allow_unblessed)
+    screen = load_screen(config.model, model_id)
+    run_id = new_run_id(config.date)
     target = partition.partition_dir(config.output, config.date)
     staging = partition.new_staging(config.output, target)
     try:
@@ -243,7 +293,11 @@ def run(argv: list[str] | None = None) -> int:
                 f"{model_id}; nothing to do (--force rescores)"
             )
             return done.get("exit_code", 0)
-        facts = {"listing_seconds": round(listing_seconds, 2), "blessing": blessing}
+        facts = {
+            "listing_seconds": round(listing_seconds, 2),
+            "blessing": blessing,
+            "lineage": lineage(config, model_id, blessing, screen, run_id),
+        }
         return score(config, beam_args, model_id, inputs, staging, target, facts)
     finally:
         files.delete_tree(staging + INPUT_LISTS)
@@ -255,15 +309,86 @@ def score(config, beam_args, model_id, inputs, staging, target, facts: dict) -> 
     """Runs the pipeline into `staging`, then writes the summary and publishes `target`."""
     started = time.time()
     with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
-        build(p, config, model_id, inputs, staging)
+        build(p, config, model_id, inputs, staging, run_id=facts["lineage"]["run_id"])
     summary = summarise_run(config, model_id, staging, started, time.time())
     summary.update(facts)
-    exit_code = EXIT_TOO_MANY_ERRORS if summary["error_rate"] > config.max_error_rate else 0
+    checked = check_drift(config, summary)
+    files.write_json(files.join(staging, schema.DRIFT_FILE), checked)
+    summary["drift_alarm"] = {"alarm": checked["alarm"], "breaches": checked["breaches"],
+                              "exit_status": config.drift_alarm == "on"}  # fmt: skip
+    exit_code = 0
+    if checked["alarm"] and config.drift_alarm == "on":
+        exit_code = EXIT_DRIFT
+    if summary["error_rate"] > config.max_error_rate:
+        exit_code = EXIT_TOO_MANY_ERRORS
     files.write_json(files.join(staging, schema.SUMMARY_FILE), summary)
     success = {"fingerprint": inputs.fingerprint, "model": model_id, "inputs": summary["inputs"]}
     partition.publish(staging, target, {**success, "exit_code": exit_code}, bool(config.date))
     report(summary, target, config)
     return exit_code
+
+
+def check_drift(config: ScoreConfig, summary: dict) -> dict:
+    """drift.json: tonight's histograms against the reference and the trailing nights."""
+    reference = drift_check.load_reference(config.model, config.drift_reference)
+    nights = drift_check.trailing_nights(config.output, config.date, config.drift_nights)
+    return drift_check.check(summary["drift"], reference, nights, config.drift_min_inputs)
+
+
+def new_run_id(date: str | None) -> str:
+    """Unique per run: the date scored, when it started (UTC), and a random suffix."""
+    started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{date or 'undated'}-{started}-{uuid.uuid4().hex[:8]}"
+
+
+def lineage(config: ScoreConfig, model_id: str, blessing: dict, screen, run_id: str) -> dict:
+    """What this night's predictions came from: the run, the model and its training data,
+    the code and the libraries, the calibration."""
+    import tensorflow as tf
+
+    from model.serving import ModelRefused, training_metrics
+
+    try:
+        metrics = training_metrics(config.model)
+    except ModelRefused:  # a bare .keras file has no training record
+        metrics = {}
+    return {
+        "run_id": run_id,
+        "model_id": model_id,
+        "model_sha256": blessing["model_sha256"],
+        "trained_on": metrics.get("data"),
+        "dataset_manifest_sha256": metrics.get("dataset_manifest_sha256"),
+        "package_version": _package_version(),
+        "git_commit": _git_commit(),
+        "tensorflow": tf.__version__,
+        "apache_beam": beam.__version__,
+        "temperature": screen.temperature,
+        "threshold": screen.threshold,
+    }
+
+
+def _package_version() -> str | None:
+    try:
+        return importlib.metadata.version("digits")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    """The checkout's commit, or DIGITS_GIT_COMMIT (set it in images built from a commit)."""
+    if os.environ.get("DIGITS_GIT_COMMIT"):
+        return os.environ["DIGITS_GIT_COMMIT"]
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
 
 
 def summarise_run(
@@ -294,6 +419,7 @@ def summarise_run(
         "predicted_digits": dict(enumerate(stats["digits"])),
         "confidence_histogram": _bins(stats["confidence"]),
         "calibrated_confidence_histogram": _bins(stats["calibrated_confidence"]),
+        "drift": stats.get("drift", {}),
         "config": asdict(config),
     }
 
@@ -317,6 +443,13 @@ def report(summary: dict, target: str, config: ScoreConfig) -> None:
         print(
             f"digits score: {summary['error_rate']:.1%} of inputs failed, over --max-error-rate "
             f"{config.max_error_rate:.1%}; see {target}/errors-*.jsonl",
+            file=sys.stderr,
+        )
+    if summary["drift_alarm"]["alarm"]:
+        print(
+            f"digits score: drift alarm: {', '.join(summary['drift_alarm']['breaches'])}; see "
+            f"{target}/drift.json"
+            + ("" if config.drift_alarm == "on" else " (--drift-alarm off: exit status 0)"),
             file=sys.stderr,
         )
 

@@ -199,6 +199,9 @@ def train(
         "model": config.model,
         "config": asdict(config),
         "data": dataset.source,
+        "dataset_manifest_sha256": files.sha256_file(
+            os.path.join(dataset.path, schema.MANIFEST_FILE)
+        ),
         "parameters": int(model.count_params()),
         "device": asdict(plan),
         "chosen_epoch": chosen,

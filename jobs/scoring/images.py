@@ -106,3 +106,28 @@ def to_mnist_pixels(array: np.ndarray) -> np.ndarray:
     from model.digit_image import normalise_digit  # TensorFlow only when it is needed
 
     return normalise_digit(array).numpy()
+
+
+def input_facts(array: np.ndarray, record: bool = False) -> list[float]:
+    """What an image was before normalising (model.drift.FACTS): height, width, mode index
+    (model.drift.MODES; 4 for a TFRecord record), inverted (a light background, by the
+    normalisation's border rule), and the distance of the ink's centre of mass from the
+    image centre, as a share of the larger side. Measured on at most 64x64 samples."""
+    height, width, channels = array.shape
+    step = max(1, max(height, width) // 64)
+    sample = array[::step, ::step].astype(np.float32)
+    colour = sample[..., : 3 if channels >= 3 else 1]
+    gray = colour.mean(axis=2)
+    border = np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]])
+    inverted = bool(border.mean() > 127.5)
+    ink = 255.0 - gray if inverted else gray
+    ink = np.clip(ink - np.median(ink), 0, None)
+    total = ink.sum()
+    offset = 0.0
+    if total > 0:
+        rows, cols = np.indices(ink.shape)
+        dy = (rows * ink).sum() / total - (ink.shape[0] - 1) / 2
+        dx = (cols * ink).sum() / total - (ink.shape[1] - 1) / 2
+        offset = float(np.hypot(dy, dx) / max(ink.shape))
+    mode = 4 if record else channels - 1
+    return [float(height), float(width), float(mode), float(inverted), offset]

@@ -23,6 +23,7 @@ stages run in tests without a trained model.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -37,13 +38,16 @@ from common import files, schema, tfrecord
 from common.counts import merge_counts
 from common.progress import ProgressLog
 from jobs.scoring import images
+from model import drift
 from model.screening import REASONS, STATUSES, reason_names
 
 ERRORS = "errors"
 CONFIDENCE_BINS = 10
 SCREEN_FIELDS = ("calibrated_confidence", "status", "reasons")
+LINEAGE_FIELDS = ("input_sha256", "run_id")
 CSV_HEADER = ",".join(
     ["key", "digit", "confidence", *[f"p{d}" for d in range(10)], "model", *SCREEN_FIELDS]
+    + list(LINEAGE_FIELDS)
 )
 
 
@@ -51,17 +55,21 @@ CSV_HEADER = ",".join(
 class PixelBatch:
     keys: list[str]
     pixels: np.ndarray  # uint8 [n, 28, 28]
+    digests: list[str] | None = None  # SHA-256 of each input's bytes (file or record)
+    facts: np.ndarray | None = None  # [n, len(model.drift.FACTS)]: before normalising
 
 
 @dataclass
 class ScoredBatch:
     keys: list[str]
     probabilities: np.ndarray  # float32 [n, 10]
-    screened: dict | None = None  # calibrated_confidence, status, reasons: arrays [n]
+    screened: dict | None = None  # calibrated_confidence, status, reasons, ink: arrays [n]
+    digests: list[str] | None = None
+    facts: np.ndarray | None = None
 
     def rows(self):
-        """Per input: key, digit, confidence, probabilities, and the screen's fields (or
-        None): calibrated confidence, status name, reason names."""
+        """Per input: key, digit, confidence, probabilities, the screen's fields (or None):
+        calibrated confidence, status name, reason names; and the input's SHA-256."""
         digits = self.probabilities.argmax(axis=1)
         confidence = self.probabilities.max(axis=1)
         for i, key in enumerate(self.keys):
@@ -72,7 +80,8 @@ class ScoredBatch:
                     STATUSES[int(self.screened["status"][i])],
                     reason_names(int(self.screened["reasons"][i])),
                 )
-            yield key, int(digits[i]), float(confidence[i]), self.probabilities[i], screen
+            digest = self.digests[i] if self.digests is not None else None
+            yield key, int(digits[i]), float(confidence[i]), self.probabilities[i], screen, digest
 
 
 def error_record(key: str, stage: str, error: str) -> dict:
@@ -130,10 +139,13 @@ class _DecodeFn(beam.DoFn):
         self.rejected = Metrics.counter("DecodeImages", "rejected")
 
     def process(self, contents):
-        keys, pixels = [], []
+        keys, pixels, digests, facts = [], [], [], []
         for key, data in contents:
             try:
-                pixels.append(self._pixels(data))
+                array = images.decode(data, self.max_pixels)
+                pixels.append(self._pixels(array))
+                facts.append(images.input_facts(array))
+                digests.append(hashlib.sha256(data).hexdigest())
                 keys.append(key)
                 self.decoded.inc()
             except images.Rejected as rejected:
@@ -142,10 +154,9 @@ class _DecodeFn(beam.DoFn):
                     ERRORS, error_record(key, rejected.stage, str(rejected))
                 )
         if keys:
-            yield PixelBatch(keys, np.stack(pixels))
+            yield PixelBatch(keys, np.stack(pixels), digests, np.array(facts))
 
-    def _pixels(self, data: bytes) -> np.ndarray:
-        array = images.decode(data, self.max_pixels)
+    def _pixels(self, array: np.ndarray) -> np.ndarray:
         try:
             return images.to_mnist_pixels(array)
         except Exception as error:  # noqa: BLE001 - one image never fails the batch
@@ -202,8 +213,11 @@ class _ReadRecordsFn(beam.DoFn):
                 )
             return
         pixels = np.round(parsed[schema.IMAGE_KEY].numpy()[..., 0] * schema.PIXEL_MAX)
+        pixels = np.clip(pixels, 0, 255).astype(np.uint8)
         keys = [k.decode() for k in parsed[schema.KEY_KEY].numpy()]
-        yield PixelBatch(keys, np.clip(pixels, 0, 255).astype(np.uint8))
+        digests = [hashlib.sha256(record).hexdigest() for record in serialized]
+        facts = np.array([images.input_facts(p[..., None], record=True) for p in pixels])
+        yield PixelBatch(keys, pixels, digests, facts)
 
 
 def _batched(items, size: int):
@@ -303,8 +317,10 @@ class _PredictFn(beam.DoFn):
                 )
             return
         self.scored.inc(len(batch.keys))
-        screened = {k: predicted[k] for k in SCREEN_FIELDS} if "status" in predicted else None
-        yield ScoredBatch(batch.keys, probabilities, screened)
+        screened = None
+        if "status" in predicted:
+            screened = {k: predicted[k] for k in (*SCREEN_FIELDS, "ink")}
+        yield ScoredBatch(batch.keys, probabilities, screened, batch.digests, batch.facts)
 
 
 class Predict(beam.PTransform):
@@ -327,26 +343,27 @@ class Predict(beam.PTransform):
 # --- Formatting and summarising. ----------------------------------------------------------------
 
 
-def format_predictions(batch: ScoredBatch, model_id: str, output_format: str, only=None) -> str:
+def format_predictions(
+    batch: ScoredBatch, model_id: str, output_format: str, only=None, run_id: str = ""
+) -> str:
     """A batch's predictions as lines of JSON (or CSV), joined: one sink write per batch.
     `only`: the statuses to keep (the review file keeps what is not accepted)."""
     rows = [r for r in batch.rows() if only is None or (r[4] and r[4][1] in only)]
     if output_format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        for key, digit, conf, probs, screen in rows:
-            screened = [f"{screen[0]:.6f}", screen[1], ";".join(screen[2])] if screen else []
+        for key, digit, conf, probs, screen, digest in rows:
+            screened = [f"{screen[0]:.6f}", screen[1], ";".join(screen[2])] if screen else [""] * 3
             writer.writerow(
                 [key, digit, f"{conf:.6f}", *[f"{p:.6f}" for p in probs], model_id, *screened]
+                + [digest or "", run_id]
             )
         return buffer.getvalue().rstrip("\n")
-    return "\n".join(
-        json.dumps(_record(key, digit, conf, probs, screen, model_id), ensure_ascii=False)
-        for key, digit, conf, probs, screen in rows
-    )
+    return "\n".join(json.dumps(_record(row, model_id, run_id), ensure_ascii=False) for row in rows)
 
 
-def _record(key, digit, conf, probs, screen, model_id) -> dict:
+def _record(row, model_id: str, run_id: str) -> dict:
+    key, digit, conf, probs, screen, digest = row
     record = {
         "key": key,
         "digit": digit,
@@ -357,21 +374,26 @@ def _record(key, digit, conf, probs, screen, model_id) -> dict:
     if screen:
         record.update(calibrated_confidence=round(screen[0], 6), status=screen[1])
         record["reasons"] = screen[2]
+    if digest:
+        record["input_sha256"] = digest
+    if run_id:
+        record["run_id"] = run_id
     return record
 
 
 class FormatPredictions(beam.PTransform):
     """ScoredBatches -> one text element per batch: JSON lines, or CSV rows (no header).
-    With `only` (a set of statuses), only those inputs, and no element for a batch without."""
+    With `only` (a set of statuses), only those inputs, and no element for a batch without.
+    Every record names the model and, given, the run."""
 
-    def __init__(self, model_id: str, output_format: str = "jsonl", only=None):
+    def __init__(self, model_id: str, output_format: str = "jsonl", only=None, run_id=""):
         super().__init__()
-        self.model_id, self.output_format = model_id, output_format
+        self.model_id, self.output_format, self.run_id = model_id, output_format, run_id
         self.only = frozenset(only) if only else None
 
     def expand(self, scored):
         text = scored | "ToText" >> beam.Map(
-            format_predictions, self.model_id, self.output_format, self.only
+            format_predictions, self.model_id, self.output_format, self.only, self.run_id
         )
         return text | "NotEmpty" >> beam.Filter(bool) if self.only else text
 
@@ -405,6 +427,14 @@ def batch_stats(batch: ScoredBatch) -> dict:
         bits = np.asarray(batch.screened["reasons"])[:, None] & (1 << np.arange(len(REASONS)))
         stats["reasons"] = dict(zip(REASONS, (bits > 0).sum(axis=0).tolist(), strict=True))
         stats["calibrated_confidence"] = _histogram(batch.screened["calibrated_confidence"])
+        if batch.facts is not None:
+            stats["drift"] = drift.histograms(
+                batch.facts,
+                batch.screened["ink"],
+                batch.probabilities.argmax(axis=1),
+                batch.screened["calibrated_confidence"],
+                batch.screened["status"],
+            )
     return stats
 
 
