@@ -12,7 +12,9 @@ MODEL ?= seed
 
 AIRFLOW_VENV ?= .venv-airflow
 
-.PHONY: setup airflow-env run test lint bench bench-scale clean
+PROMOTED ?= $(OUT)/promoted
+
+.PHONY: setup airflow-env run test lint bench bench-scale bench-trust retrain clean
 
 setup: $(VENV)/.installed
 
@@ -40,6 +42,14 @@ run: setup
 	$(PY) -m jobs.make_images --data $(OUT)/data --split test --limit 2000 --output $(OUT)/images
 	$(VENV)/bin/digits score --model $(OUT)/model --input '$(OUT)/images/*.png' --output $(OUT)/scores --date $$(date +%F)
 
+# Gated retraining, as deploy/airflow/digits_retraining_dag.py runs it: a candidate in
+# $(OUT)/retrain, promoted to $(PROMOTED) (what the nightly scorer reads) only if blessed.
+retrain: setup
+	$(VENV)/bin/digits preprocess --output $(OUT)/retrain/data
+	$(VENV)/bin/digits train --data $(OUT)/retrain/data --output $(OUT)/retrain/model --model $(MODEL) --epochs $(EPOCHS)
+	$(VENV)/bin/digits evaluate --data $(OUT)/retrain/data --model $(OUT)/retrain/model --output $(OUT)/retrain/report --baseline $(PROMOTED)
+	$(VENV)/bin/digits promote --candidate $(OUT)/retrain/model --to $(PROMOTED)
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -54,6 +64,12 @@ bench: setup
 	$(PY) -m bench.train_bench all --data $(OUT)/data
 	$(PY) -m bench.score_bench --data $(OUT)/data
 	$(PY) -m bench.scale_bench --data $(OUT)/data
+	$(PY) -m bench.trust_bench --data $(OUT)/data
+
+# Calibration, statuses, robustness suites, scans, drift cost for seed and strong (about 30 minutes).
+bench-trust: setup
+	test -f $(OUT)/data/manifest.json || $(VENV)/bin/digits preprocess --output $(OUT)/data
+	$(PY) -m bench.trust_bench --data $(OUT)/data
 
 # Scoring 70,000 / 300,000 / 1,000,000 files and 1,000,000 records (about 15 minutes).
 bench-scale: setup

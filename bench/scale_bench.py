@@ -32,7 +32,7 @@ import numpy as np
 import psutil
 
 from bench.common import save
-from bench.score_bench import PNG_DIR, ensure_model, ensure_pngs
+from bench.score_bench import BENCH_MODEL_OPTIONS, PNG_DIR, ensure_model, ensure_pngs
 from pipeline import idx, sources
 
 SCALE_DIR = "out/bench/scale"
@@ -89,6 +89,7 @@ def score(model: str, pattern: str) -> dict:
     """Scores one set; wall time, peak memory, and the job's own listing and pipeline time."""
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "jobs.score", "--model", model, "--input", pattern]
+        command += BENCH_MODEL_OPTIONS
         wall, peak = measured([*command, "--output", out, "--progress-interval", "3600"])
         with open(os.path.join(out, "summary.json")) as handle:
             summary = json.load(handle)

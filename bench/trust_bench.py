@@ -8,7 +8,8 @@ kind): ECE before and after temperature scaling, coverage at the 0.1% target, th
 misclassified-vs-correct and of not-a-digit-vs-digit, the share of each not-a-digit kind
 not accepted, the share of MNIST test digits flagged, mean corruption accuracy and the
 scanned-vs-clean gap. Then scoring throughput with the new fields (statuses) against the
-same pipeline without them, on the same 20,000 PNG files, alternating (ABAB).
+same pipeline without them, on the same 20,000 PNG files, alternating (ABAB), and the
+time the drift statistics take for those files against the pipeline's.
 """
 
 from __future__ import annotations
@@ -126,6 +127,35 @@ def throughput(model: str, data_dir: str, count: int = 20_000, repeat: int = 2) 
     return result
 
 
+def drift_cost(paths_glob_folder: list[str], pipeline_seconds_with: float) -> dict:
+    """Seconds spent on the drift statistics (input facts per image, histograms per batch of
+    256) for the same files, against the nightly pipeline's seconds."""
+    import numpy as np
+
+    from jobs.scoring import images
+    from model import drift
+
+    arrays = []
+    for path in paths_glob_folder:
+        with open(path, "rb") as handle:
+            arrays.append(images.decode(handle.read()))
+    rng = np.random.default_rng(0)
+    started = time.perf_counter()
+    for first in range(0, len(arrays), 256):
+        batch = arrays[first : first + 256]
+        facts = np.array([images.input_facts(a) for a in batch])
+        n = len(batch)
+        drift.histograms(facts, rng.random(n) * 0.3, rng.integers(0, 10, n), rng.random(n),
+                         rng.integers(0, 3, n))  # fmt: skip
+    seconds = time.perf_counter() - started
+    share = seconds / pipeline_seconds_with
+    print(
+        f"drift statistics for {len(arrays):,} images: {seconds:.2f} s, "
+        f"{share:.1%} of the nightly pipeline's {pipeline_seconds_with:.1f} s (target at most 5%)"
+    )
+    return {"seconds": seconds, "pipeline_seconds": pipeline_seconds_with, "share": share}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default="out/data")
@@ -136,6 +166,9 @@ def main(argv=None) -> int:
         results[name] = figures(ensure_evaluated(args.data, args.models, name))
         print_figures(name, results[name])
     results["throughput"] = throughput(os.path.join(args.models, "seed"), args.data)
+    with_statuses = statistics.median(results["throughput"]["seconds"]["with_statuses"])
+    paths = ensure_pngs(args.data)[: results["throughput"]["images"]]
+    results["drift_cost"] = drift_cost(paths, with_statuses)
     save("trust", results)
     return 0
 

@@ -4,6 +4,7 @@
     digits train --data out/data --output out/model
     digits evaluate --data out/data --model out/model --output out/report
     digits score --model out/model --input 'images/*.png' --output out/scores
+    digits promote --candidate out/retrain/model --to out/model
 
 `digits JOB --help` lists each job's options; every job also runs as
 `python -m <package>.<module>` with the same flags.
@@ -22,6 +23,7 @@ JOBS = {
     "train": "jobs.train",
     "evaluate": "jobs.evaluate",
     "score": "jobs.score",
+    "promote": "jobs.promote",
 }
 
 

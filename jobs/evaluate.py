@@ -257,7 +257,7 @@ def run(argv: list[str] | None = None) -> dict:
         test = predict_split(model, dataset.path, verify=not dataset.verified)
         validation = predict_split(model, dataset.path, "validation", verify=False)
         baseline = None
-        if args.baseline:  # the model now promoted, on the very same test images
+        if gate_report.baseline_exists(args.baseline):  # the promoted model, same images
             baseline = predict_split(serving.load_model(args.baseline), dataset.path, verify=False)
     results = classification_metrics(test["labels"], test["probabilities"])
     results["calibration"] = calibrate(args, model, training, validation, test)

@@ -18,7 +18,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     """The blessing gate's floors and ceilings (model.gate)."""
     defaults = gate.GateConfig()
     parser.add_argument(
-        "--baseline", help="the model now promoted: bless only if the new one is no worse"
+        "--baseline",
+        help="the model now promoted: bless only if this one is no worse (a folder without "
+        "a model yet, as on a first run, skips the comparison and says so)",
     )
     for flag, help_text in (
         ("min_accuracy", "lowest test accuracy to bless"),
@@ -31,6 +33,17 @@ def add_options(parser: argparse.ArgumentParser) -> None:
             "--" + flag.replace("_", "-"), type=float, default=getattr(defaults, flag),
             help=f"{help_text} (default {getattr(defaults, flag)})",
         )  # fmt: skip
+
+
+def baseline_exists(baseline: str | None) -> bool:
+    """Whether --baseline names a model; a folder with none yet (first run) is said so."""
+    if not baseline:
+        return False
+    path = baseline if baseline.endswith(".keras") else files.join(baseline, schema.KERAS_FILE)
+    if files.exists(path):
+        return True
+    print(f"digits evaluate: no model at --baseline {baseline} yet: not compared (first run)")
+    return False
 
 
 def bless(args, results: dict, test: dict, baseline: dict | None) -> dict:
@@ -55,8 +68,9 @@ def bless(args, results: dict, test: dict, baseline: dict | None) -> dict:
     verdict = {
         "model_id": serving.model_id(keras_file),
         "model_sha256": files.sha256_file(keras_file),
-        "baseline": args.baseline
-        and {
+        "baseline": None
+        if baseline is None
+        else {
             "model": args.baseline,
             "model_id": serving.model_id(serving.keras_path(args.baseline)),
         },

@@ -13,7 +13,8 @@ import pytest
 
 from common import files, schema
 from jobs import score
-from tests.conftest import REPO
+from model import serving
+from tests.conftest import REPO, TEST_GATE
 
 DATAFLOW = REPO / "deploy" / "dataflow"
 AIRFLOW_PYTHON = Path(os.environ.get("AIRFLOW_PYTHON", REPO / ".venv-airflow" / "bin" / "python"))
@@ -80,10 +81,10 @@ def _airflow_env(tmp_path, variables: dict) -> dict:
     return env
 
 
-def _run_dag(env: dict, date: str) -> dict:
+def _run_dag(env: dict, date: str, dag_file: str = "digits_nightly_dag.py") -> dict:
     result = subprocess.run(
         [str(AIRFLOW_PYTHON), str(REPO / "tests" / "airflow" / "run_dag.py")]
-        + [str(REPO / "deploy" / "airflow" / "digits_nightly_dag.py"), date],
+        + [str(REPO / "deploy" / "airflow" / dag_file), date],
         capture_output=True,
         text=True,
         env=env,
@@ -122,6 +123,42 @@ def test_airflow_runs_the_nightly_dag_and_a_rerun_of_the_date_is_a_no_op(
     again = _run_dag(env, date)
     assert again["state"] == "success"
     assert files.read_json(f"{part}/{schema.SUMMARY_FILE}") == summary  # untouched
+
+
+def test_gated_retraining_promotes_a_blessed_model_and_skips_one_that_is_not(tmp_path):
+    """Airflow's dag.test() runs preprocess -> train -> evaluate -> promote on tiny data."""
+    from tests.fakes import write_tiny_mnist
+
+    raw = write_tiny_mnist(tmp_path / "raw", train=600, test=200)
+    promoted = tmp_path / "promoted"
+    variables = {
+        "digits_repo": str(REPO),
+        "digits_raw": str(raw),
+        "digits_retrain": str(tmp_path / "retrain"),
+        "digits_model": str(promoted),
+        "digits_runner": "DirectRunner",
+        "digits_preprocess_args": "--no-digest-check --validation-size 100 --num-shards 2",
+        "digits_train_args": "--epochs 1 --batch-size 32",
+        "digits_gate_args": " ".join(TEST_GATE) + " --suite-size 100 --suite-per-kind 10",
+    }
+    steps = ("preprocess", "train", "evaluate", "promote")
+    first = _run_dag(_airflow_env(tmp_path, variables), "2026-11-22", "digits_retraining_dag.py")
+    assert first == {"state": "success", "tasks": dict.fromkeys(steps, "success")}
+    candidate = tmp_path / "retrain" / "2026-11-22" / "model"
+    blessing = json.loads((promoted / schema.BLESSING_FILE).read_text())
+    assert blessing == json.loads((candidate / schema.BLESSING_FILE).read_text())
+    assert blessing["baseline"] is None  # the first run: nothing promoted to compare with
+    assert serving.check_blessing(str(promoted))["blessed"]  # the scorer takes it
+
+    variables["digits_gate_args"] += " --min-accuracy 1.01"  # a candidate that cannot pass
+    second = _run_dag(_airflow_env(tmp_path, variables), "2026-11-29", "digits_retraining_dag.py")
+    assert second["tasks"] == {**dict.fromkeys(steps[:3], "success"), "promote": "skipped"}
+    rejected = json.loads(
+        (tmp_path / "retrain" / "2026-11-29" / "model" / schema.BLESSING_FILE).read_text()
+    )
+    assert not rejected["blessed"] and "accuracy" in rejected["failed"]
+    assert rejected["baseline"]["model_id"] == blessing["model_id"]  # compared with the promoted
+    assert json.loads((promoted / schema.BLESSING_FILE).read_text()) == blessing  # untouched
 
 
 def test_cron_wrapper_scores_a_date_and_is_idempotent(tmp_path, tiny_model, tiny_dataset):

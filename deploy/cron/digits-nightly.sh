@@ -3,12 +3,13 @@
 #
 # Scores yesterday's images (or DATE=YYYY-MM-DD) into $DIGITS_OUTPUT/dt=DATE. Safe to run
 # again: a date already scored with the same inputs and model is skipped; a run killed
-# midway leaves no _SUCCESS and the next run redoes it. Exit status: 0 ok, 2 bad
-# configuration, 3 too many inputs failed (outputs written), other: the job crashed.
+# midway leaves no _SUCCESS and the next run redoes it. Exit status: 0 ok, 2 refused (bad
+# configuration, a model not blessed or changed since), 3 too many inputs failed, 4 the
+# drift alarm (3 and 4 after the outputs are written), other: the job crashed.
 #
 # Settings (environment, or /etc/default/digits-nightly):
 #   DIGITS_HOME    checkout with .venv (make setup)         default: this script's repo
-#   DIGITS_MODEL   model folder from `digits train`         required
+#   DIGITS_MODEL   model folder, evaluated and blessed      required
 #   DIGITS_INPUT   input glob; may contain {date}           required, e.g. /data/in/{date}/*.png
 #   DIGITS_OUTPUT  output folder (local or gs://)           required
 #   DIGITS_ARGS    extra flags (--max-error-rate 0.01, --runner DataflowRunner ...)
