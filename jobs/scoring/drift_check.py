@@ -50,16 +50,16 @@ def trailing_nights(output: str, date: str | None, nights: int) -> dict:
     return {"nights": [night for night, _ in found], "histograms": merge_counts(histograms)}
 
 
-def check(tonight: dict, reference: dict | None, nights: dict) -> dict:
+def check(tonight: dict, reference: dict | None, nights: dict, min_inputs: int) -> dict:
     """drift.json: every comparison with its distances and level; alarm if any is `act`."""
     rows = []
     if reference:
         rows += drift.compare(
-            tonight, reference["histograms"], drift.AGAINST_REFERENCE, "reference"
+            tonight, reference["histograms"], drift.AGAINST_REFERENCE, "reference", min_inputs
         )
     if nights["histograms"]:
         rows += drift.compare(
-            tonight, nights["histograms"], drift.AGAINST_NIGHTS, "trailing_nights"
+            tonight, nights["histograms"], drift.AGAINST_NIGHTS, "trailing_nights", min_inputs
         )
     breaches = [f"{r['histogram']} vs {r['against']}" for r in rows if r["level"] == "act"]
     return {
@@ -69,8 +69,8 @@ def check(tonight: dict, reference: dict | None, nights: dict) -> dict:
             "psi_watch": drift.PSI_WATCH,
             "psi_act": drift.PSI_ACT,
             "js_act": drift.JS_ACT,
-            "min_inputs": drift.MIN_INPUTS,
-        },  # fmt: skip
+            "min_inputs": min_inputs,
+        },
         "reference": reference and reference["source"],
         "trailing_nights": nights["nights"],
         "comparisons": rows,
