@@ -2,7 +2,9 @@
 
 On a seeded sample of the test split (model.suites makes every set):
 
-- corruptions: accuracy under each MNIST-C-style corruption, and their mean;
+- corruptions: accuracy under each MNIST-C-style corruption, and their mean (through
+  the scorer's normalisation, like every suite: a 28x28 digit on a black border passes
+  unchanged, one on a raised background is normalised);
 - not-a-digit kinds: the share of each that is accepted / sent to review / called
   not_a_digit, and the AUROC of the not-a-digit score against the clean test digits;
 - scans: the same digits as clean images and as scanned pages (JPEG through the
@@ -56,7 +58,8 @@ def _shares(predicted: dict) -> dict:
 def corruption_suite(predictor, digits, labels, seed) -> dict:
     per = {}
     for name in suites.CORRUPTIONS:
-        predicted = predictor.predict(suites.corrupt(name, digits, seed))
+        corrupted = suites.corrupt(name, digits, seed)
+        predicted = predictor.predict(normalised(list(corrupted[..., None])))
         per[name] = {"accuracy": _accuracy(predicted, labels), "statuses": _shares(predicted)}
     mean = float(np.mean([r["accuracy"] for r in per.values()]))
     return {"per_corruption": per, "mean_accuracy": mean}

@@ -83,11 +83,22 @@ def parse_args(argv):
     parser.add_argument("--epochs", type=int, help="default: the recipe's (seed 10, strong 14)")
     parser.add_argument("--batch-size", type=int, help="default: the recipe's (seed 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--outlier-share",
+        type=float,
+        help="not-a-digit images per training digit (outlier exposure; strong 0.1, seed 0)",
+    )
     parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
     parser.add_argument("--xla", action="store_true", help="XLA-compile the train step (GPU)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     args = parser.parse_args(argv)
-    config = recipe(args.model, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    config = recipe(
+        args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        outlier_share=args.outlier_share,
+    )
     return args, config
 
 

@@ -11,7 +11,9 @@ with 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels, it returns the ui
 2. Grayscale by luminance (0.299 R + 0.587 G + 0.114 B).
 3. A light background (the image's border brighter than mid-gray) is inverted, so the
    digit is bright on dark as in MNIST.
-4. Already MNIST-shaped (28x28, one channel, dark background): returned as is.
+4. Already MNIST-shaped (28x28, one channel, a black border: its mean at most
+   schema.MNIST_BORDER, as for every MNIST digit): returned as is. A 28x28 image on a gray or
+   light background (a brightened or fogged scan) goes through the steps below.
 5. Background and contrast: the paper's level (the median) is subtracted and its grain
    (the median absolute deviation) cut away; what stands out is stretched so that the
    stroke's core is full ink, whatever the ink's colour or the paper's tone. Nothing
@@ -29,6 +31,8 @@ with 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels, it returns the ui
 from __future__ import annotations
 
 import tensorflow as tf
+
+from common import schema
 
 SIZE = 28
 FIT = 20
@@ -162,14 +166,15 @@ def normalise_digit(image: tf.Tensor) -> tf.Tensor:
     x = tf.cast(image, tf.float32)
     gray, alpha = _grayscale_and_alpha(x)
     gray = _composite(gray, alpha)
-    light_background = _border_mean(gray) > 127.5
+    border = _border_mean(gray)
+    light_background = border > 127.5
     gray = tf.where(light_background, 255.0 - gray, gray)
     shape = tf.shape(image)
     mnist_shaped = (
         tf.equal(shape[0], SIZE)
         & tf.equal(shape[1], SIZE)
         & tf.equal(shape[2], 1)
-        & tf.logical_not(light_background)
+        & (border <= schema.MNIST_BORDER)
     )
 
     def normalised():

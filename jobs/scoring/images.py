@@ -3,7 +3,7 @@
 Decoding is Pillow's (PNG and JPEG only), with the pixel count checked from the header
 before anything is decoded, so a decompression bomb is refused without using memory.
 Normalisation is model.digit_image.normalise_digit, the very function inside the exported
-SavedModel; MNIST-shaped images (28x28, one channel, dark background), which that
+SavedModel; MNIST-shaped images (28x28, one channel, black border), which that
 function returns unchanged, skip the TensorFlow call here (`is_mnist_shaped` mirrors its
 rule and a test holds the two equal).
 """
@@ -91,12 +91,12 @@ def _to_array(image: Image.Image) -> np.ndarray:
 
 
 def is_mnist_shaped(array: np.ndarray) -> bool:
-    """normalise_digit's pass-through rule: 28x28, one channel, border not light."""
+    """normalise_digit's pass-through rule: 28x28, one channel, a black border."""
     if array.shape != (schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH, 1):
         return False
     x = array[..., 0].astype(np.float32)
     border = np.concatenate([x[0, :], x[-1, :], x[:, 0], x[:, -1]])
-    return bool(border.mean() <= 127.5)
+    return bool(border.mean() <= schema.MNIST_BORDER)
 
 
 def to_mnist_pixels(array: np.ndarray) -> np.ndarray:
