@@ -4,6 +4,7 @@ changing a single prediction, and the review threshold keeps its error target.""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -61,11 +62,14 @@ def test_binomial_upper_bound_matches_the_rule_of_three_and_grows_with_errors():
 
 
 def test_evaluate_writes_calibration_for_this_exact_model(mnist_model, mnist_dataset, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(mnist_model, model)  # the shared model keeps its own (test) blessing
+    (model / schema.CALIBRATION_FILE).unlink()
     results = evaluate.run(
-        ["--data", str(mnist_dataset), "--model", str(mnist_model), "--output", str(tmp_path)]
+        ["--data", str(mnist_dataset), "--model", str(model), "--output", str(tmp_path)]
     )
-    saved = files.read_json(str(mnist_model / schema.CALIBRATION_FILE))
-    assert saved["model_id"] == serving.model_id(serving.keras_path(str(mnist_model)))
+    saved = files.read_json(str(model / schema.CALIBRATION_FILE))
+    assert saved["model_id"] == serving.model_id(serving.keras_path(str(model)))
     section = json.loads((tmp_path / "evaluation.json").read_text())["calibration"]
     assert saved["temperature"] == section["temperature"] and saved["threshold"] < 1
     assert section["test_accuracy_after"] == results["accuracy"]

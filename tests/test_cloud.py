@@ -31,8 +31,10 @@ def _lines(directory: str, prefix: str) -> list[dict]:
 
 
 def _by_name(rows: list[dict]) -> dict[str, dict]:
-    """Predictions by file name (or record key), without the path: local and gs:// agree."""
-    return {row["key"].rsplit("/", 1)[-1]: {**row, "key": None} for row in rows}
+    """Predictions by file name (or record key), without the path and the run's id (each
+    run has its own): local and gs:// agree."""
+    assert all(row["run_id"] for row in rows)
+    return {row["key"].rsplit("/", 1)[-1]: {**row, "key": None, "run_id": None} for row in rows}
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def _predictions(directory: str) -> dict[str, dict]:
         if name.startswith("predictions-"):
             for line in files.read_bytes(files.join(directory, name)).decode().splitlines():
                 row = json.loads(line)
-                rows[row["key"]] = row
+                rows[row["key"]] = {**row, "run_id": bool(row["run_id"])}  # one id per run
     return rows
 
 

@@ -218,12 +218,14 @@ def test_format_predictions_as_csv_rows_matching_the_header():
                 [
                     '"a,b.png",5,0.910000,'
                     + ",".join("0.910000" if d == 5 else "0.010000" for d in range(10))
-                    + f",{MODEL_ID}"
+                    + f",{MODEL_ID},,,,,"  # no status (unscreened), no digest, no run id
                 ]
             ),
         )
     assert CSV_HEADER.split(",")[:3] == ["key", "digit", "confidence"]
-    assert len(CSV_HEADER.split(",")) == 17
+    assert CSV_HEADER.split(",")[13:] == [
+        "model", "calibrated_confidence", "status", "reasons", "input_sha256", "run_id",
+    ]  # fmt: skip
 
 
 def _screened(keys, digits, statuses, reasons):
@@ -256,7 +258,7 @@ def test_statuses_go_into_records_csv_and_the_review_file():
         )
         csv_rows = batches | "Csv" >> FormatPredictions(MODEL_ID, "csv")
         assert_that(
-            csv_rows | beam.FlatMap(lambda t: [line.split(",")[-3:] for line in t.split("\n")]),
+            csv_rows | beam.FlatMap(lambda t: [line.split(",")[14:17] for line in t.split("\n")]),
             equal_to(
                 [
                     ["0.500000", "accepted", ""],
