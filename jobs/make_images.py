@@ -20,8 +20,13 @@ from model import data
 
 
 def write_pngs(data_dir: str, split: str, output: str, limit: int | None = None) -> int:
+    """The split's images as PNG files; with `limit`, an evenly spaced sample of that many
+    (every k-th image), so it spans the split (MNIST's test split holds two populations of
+    writers, one in each half)."""
     os.makedirs(output, exist_ok=True)
-    written = 0
+    total = data.split_size(data.read_manifest(data_dir), split)
+    step = max(1, total // limit) if limit else 1
+    written, index = 0, -1
     for batch in data.records(data_dir, split, 1000):
         pixels = np.round(batch[schema.IMAGE_KEY].numpy()[..., 0] * schema.PIXEL_MAX).astype(
             np.uint8
@@ -29,6 +34,9 @@ def write_pngs(data_dir: str, split: str, output: str, limit: int | None = None)
         for key, label, image in zip(
             batch[schema.KEY_KEY].numpy(), batch[schema.LABEL_KEY].numpy(), pixels, strict=True
         ):
+            index += 1
+            if index % step:
+                continue
             if limit is not None and written >= limit:
                 return written
             Image.fromarray(image, mode="L").save(
