@@ -143,7 +143,7 @@ def drift_cost(paths_glob_folder: list[str], pipeline_seconds_with: float) -> di
     started = time.perf_counter()
     for first in range(0, len(arrays), 256):
         batch = arrays[first : first + 256]
-        facts = np.array([images.input_facts(a) for a in batch])
+        facts = images.input_facts(batch)
         n = len(batch)
         drift.histograms(facts, rng.random(n) * 0.3, rng.integers(0, 10, n), rng.random(n),
                          rng.integers(0, 3, n))  # fmt: skip

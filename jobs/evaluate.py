@@ -281,7 +281,7 @@ def write_reference(model_dir: str, predictor, test: dict) -> None:
     """reference.json: the test split's input and output statistics (model/drift.py), as
     the scorer counts them, for its skew check."""
     predicted = predictor.predict(test["pixels"])
-    facts = [images.input_facts(p[..., None], record=True) for p in test["pixels"]]
+    facts = images.input_facts(list(test["pixels"][..., None]), record=True)
     histograms = drift.histograms(
         facts,
         predicted["ink"],

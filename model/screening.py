@@ -14,8 +14,8 @@ limits fitted by `digits evaluate` on the validation digits (model.screening_fit
 - `blank`: no stroke at all (the brightest pixel is under a quarter of full ink);
 - `too_little_ink` / `too_much_ink`: the share of inked pixels (>= 50%) outside what
   digits have (a speck blown up to a square, a page of texture);
-- `several_blobs`: the second-largest separate stroke (8-connected) holds a large share of
-  the ink (two digits side by side, a digit and a smudge);
+- `several_blobs`: an empty row or column splits the ink into parts and the smaller part
+  holds a large share of it (two digits side by side, a digit and a blot beside it);
 - `rough`: inked edge length per inked pixel (noise and paper texture are all edges);
 - `smudged`: the share of visible pixels that are only half-inked (smudges, blur, shadows);
 - `unlike_a_digit`: the model's calibrated confidence is below what almost every digit gets.
@@ -81,33 +81,21 @@ class Screen:
         return asdict(self)
 
 
-def _components(lit: tf.Tensor) -> tf.Tensor:
-    """8-connected components of a bool [n, 28, 28] mask: each lit pixel gets the largest
-    pixel number (1-based) of its component, unlit pixels 0 (label propagation by max-pool)."""
-    shape = tf.shape(lit)
-    numbers = tf.reshape(tf.range(1, shape[1] * shape[2] + 1, dtype=tf.float32), shape[1:])
-    labels = tf.where(lit, numbers[None], 0.0)
-
-    def step(labels, _changed):
-        pooled = tf.nn.max_pool2d(labels[..., None], 3, 1, "SAME")[..., 0]
-        new = tf.where(lit, pooled, 0.0)
-        return new, tf.reduce_any(new != labels)
-
-    labels, _ = tf.while_loop(
-        lambda _labels, changed: changed, step, (labels, tf.constant(True)), maximum_iterations=200
-    )
-    return tf.cast(labels, tf.int32)
-
-
-def _second_blob_share(lit: tf.Tensor) -> tf.Tensor:
-    """The second-largest component's share of the lit pixels, per image."""
-    labels = _components(lit)
-    n, size = tf.shape(labels)[0], tf.shape(labels)[1] * tf.shape(labels)[2]
-    ids = tf.reshape(labels + tf.range(n)[:, None, None] * (size + 1), [-1])
-    counts = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.float32), ids, n * (size + 1))
-    counts = tf.reshape(counts, [n, size + 1])[:, 1:]  # drop the unlit "component" 0
-    top = tf.math.top_k(counts, k=2).values
-    return tf.math.divide_no_nan(top[:, 1], tf.reduce_sum(counts, axis=1))
+def _split_share(lit: tf.Tensor) -> tf.Tensor:
+    """The ink's best split by an empty row or column: the smaller side's share of the lit
+    pixels of [n, 28, 28] (0 when no empty line separates ink). Two digits side by side,
+    or a digit and a blot beside it, split about evenly; one connected digit does not
+    split at all. Cheap: row and column profiles, no labelling of components."""
+    lit = tf.cast(lit, tf.float32)
+    total = tf.reduce_sum(lit, axis=[1, 2])
+    best = tf.zeros_like(total)
+    for axis in (1, 2):
+        profile = tf.reduce_sum(lit, axis=3 - axis)  # [n, 28]: ink per row, then per column
+        before = tf.cumsum(profile, axis=1)
+        smaller = tf.minimum(before, total[:, None] - before)
+        split = tf.reduce_max(tf.where(profile == 0, smaller, 0.0), axis=1)
+        best = tf.maximum(best, split)
+    return tf.math.divide_no_nan(best, total)
 
 
 def features(pixels: tf.Tensor) -> dict:
@@ -123,7 +111,7 @@ def features(pixels: tf.Tensor) -> dict:
     return {
         "peak": tf.reduce_max(x, axis=[1, 2]),
         "ink": tf.reduce_mean(lit_f, axis=[1, 2]),
-        "second_blob": _second_blob_share(lit),
+        "second_blob": _split_share(lit),
         "roughness": tf.math.divide_no_nan(edges, lit_count),
         "half_ink": tf.math.divide_no_nan(half, visible),
     }

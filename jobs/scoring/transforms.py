@@ -139,12 +139,12 @@ class _DecodeFn(beam.DoFn):
         self.rejected = Metrics.counter("DecodeImages", "rejected")
 
     def process(self, contents):
-        keys, pixels, digests, facts = [], [], [], []
+        keys, pixels, digests, arrays = [], [], [], []
         for key, data in contents:
             try:
                 array = images.decode(data, self.max_pixels)
                 pixels.append(self._pixels(array))
-                facts.append(images.input_facts(array))
+                arrays.append(array)
                 digests.append(hashlib.sha256(data).hexdigest())
                 keys.append(key)
                 self.decoded.inc()
@@ -154,7 +154,7 @@ class _DecodeFn(beam.DoFn):
                     ERRORS, error_record(key, rejected.stage, str(rejected))
                 )
         if keys:
-            yield PixelBatch(keys, np.stack(pixels), digests, np.array(facts))
+            yield PixelBatch(keys, np.stack(pixels), digests, images.input_facts(arrays))
 
     def _pixels(self, array: np.ndarray) -> np.ndarray:
         try:
@@ -216,7 +216,7 @@ class _ReadRecordsFn(beam.DoFn):
         pixels = np.clip(pixels, 0, 255).astype(np.uint8)
         keys = [k.decode() for k in parsed[schema.KEY_KEY].numpy()]
         digests = [hashlib.sha256(record).hexdigest() for record in serialized]
-        facts = np.array([images.input_facts(p[..., None], record=True) for p in pixels])
+        facts = images.input_facts(list(pixels[..., None]), record=True)
         yield PixelBatch(keys, pixels, digests, facts)
 
 
