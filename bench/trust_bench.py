@@ -100,7 +100,7 @@ def pipeline_seconds(model: str, paths_glob: str, screened: bool) -> float:
         return time.perf_counter() - started
 
 
-def throughput(model: str, data_dir: str, count: int = 20_000, repeat: int = 2) -> dict:
+def throughput(model: str, data_dir: str, count: int = 20_000, repeat: int = 6) -> dict:
     paths = ensure_pngs(data_dir)[:count]
     with tempfile.TemporaryDirectory() as folder:
         for path in paths:

@@ -14,7 +14,8 @@ with 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels, it returns the ui
 4. Already MNIST-shaped (28x28, one channel, a black border: its mean at most
    schema.MNIST_BORDER, as for every MNIST digit): returned as is. A 28x28 image on a gray or
    light background (a brightened or fogged scan) goes through the steps below.
-5. Background and contrast: the paper's level (the median) is subtracted and its grain
+5. Background and contrast: the paper's level under every pixel (a grey opening wider
+   than any stroke, so shading, fog and uneven light go too) is subtracted and its grain
    (the median absolute deviation) cut away; what stands out is stretched so that the
    stroke's core is full ink, whatever the ink's colour or the paper's tone. Nothing
    standing out by MIN_CONTRAST levels and 6 grain widths, or ink spanning less than
@@ -36,6 +37,8 @@ from common import schema
 
 SIZE = 28
 FIT = 20
+BACKGROUND_SIZE = 64  # the square the paper's level is estimated on
+BACKGROUND_WINDOW = 13  # wider than a stroke there (a fifth of the side)
 MIN_CONTRAST = 40.0  # gray levels (of 255) that ink must stand out from the paper by
 WORKING = 160  # the crop's larger side while its strokes are measured and evened
 # Stroke width (2 x area / perimeter) at the working size: MNIST's 10th to 90th percentile.
@@ -77,13 +80,25 @@ def _median(values: tf.Tensor) -> tf.Tensor:
     return sample[tf.size(sample) // 2]
 
 
+def _background(x: tf.Tensor) -> tf.Tensor:
+    """The paper's level under every pixel of [H, W]: a grey opening (a minimum, then a
+    maximum filter, BACKGROUND_WINDOW wide) of a BACKGROUND_SIZE-square copy, wider than
+    any stroke there, so shading and fog stay and strokes go; smoothed, scaled back."""
+    side = BACKGROUND_SIZE
+    small = tf.image.resize(x[None, ..., None], [side, side], method="area", antialias=True)
+    eroded = -tf.nn.max_pool2d(-small, BACKGROUND_WINDOW, 1, "SAME")
+    opened = tf.nn.max_pool2d(eroded, BACKGROUND_WINDOW, 1, "SAME")
+    smooth = tf.nn.avg_pool2d(opened, 5, 1, "SAME")
+    return tf.image.resize(smooth, tf.shape(x)[:2], method="bilinear")[0, ..., 0]
+
+
 def _contrast(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Bright-on-dark gray (0-255) -> (ink in [0, 1] with the paper at 0, whether any)."""
     x = tf.ensure_shape(x, [None, None])
-    flat = tf.reshape(x, [-1])
-    background = _median(flat)
-    grain = 1.4826 * _median(tf.abs(flat - background))
-    lifted = tf.nn.relu(x - background)
+    above = x - _background(x)
+    flat = tf.reshape(above, [-1])
+    grain = 1.4826 * _median(tf.abs(flat - _median(flat)))
+    lifted = tf.nn.relu(above)
     # The brightest 3x3 neighbourhood: a single hot pixel is not a stroke.
     peak = tf.reduce_max(tf.nn.avg_pool2d(lifted[None, ..., None], 3, 1, "SAME"))
     floor = tf.maximum(3.0 * grain, FLOOR_SHARE * peak)

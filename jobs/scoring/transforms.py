@@ -67,12 +67,20 @@ class ScoredBatch:
     digests: list[str] | None = None
     facts: np.ndarray | None = None
 
-    def rows(self):
-        """Per input: key, digit, confidence, probabilities, the screen's fields (or None):
-        calibrated confidence, status name, reason names; and the input's SHA-256."""
+    def rows(self, statuses=None):
+        """Per input (or only those whose status is in `statuses`): key, digit, confidence,
+        probabilities, the screen's fields (or None): calibrated confidence, status name,
+        reason names; and the input's SHA-256."""
         digits = self.probabilities.argmax(axis=1)
         confidence = self.probabilities.max(axis=1)
-        for i, key in enumerate(self.keys):
+        chosen = range(len(self.keys))
+        if statuses is not None:
+            if self.screened is None:
+                return
+            codes = [STATUSES.index(name) for name in statuses]
+            chosen = np.flatnonzero(np.isin(self.screened["status"], codes)).tolist()
+        for i in chosen:
+            key = self.keys[i]
             screen = None
             if self.screened is not None:
                 screen = (
@@ -348,7 +356,7 @@ def format_predictions(
 ) -> str:
     """A batch's predictions as lines of JSON (or CSV), joined: one sink write per batch.
     `only`: the statuses to keep (the review file keeps what is not accepted)."""
-    rows = [r for r in batch.rows() if only is None or (r[4] and r[4][1] in only)]
+    rows = list(batch.rows(only))
     if output_format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
