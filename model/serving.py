@@ -76,11 +76,17 @@ def training_metrics(model_dir: str) -> dict:
     return files.read_json(path)
 
 
+def model_folder(model: str) -> str:
+    """The folder holding a model's files: `model` itself, or the folder of a .keras file
+    (where digits evaluate writes calibration.json, reference.json and blessing.json)."""
+    if not model.endswith(".keras"):
+        return model
+    return model.rsplit("/", 1)[0] if "/" in model else "."
+
+
 def calibration_path(model: str) -> str:
     """calibration.json beside the model's .keras file (in the model folder)."""
-    return files.join(
-        model.rsplit("/", 1)[0] if model.endswith(".keras") else model, schema.CALIBRATION_FILE
-    )
+    return files.join(model_folder(model), schema.CALIBRATION_FILE)
 
 
 def load_screen(model: str, model_id_: str | None = None) -> screening.Screen:
@@ -108,7 +114,7 @@ def check_blessing(model: str, allow_unblessed: bool = False) -> dict:
     digest, or a "not blessed" verdict, unless `allow_unblessed`: then the returned record
     says so."""
     path = keras_path(model)
-    blessing_path = files.join(path.rsplit("/", 1)[0], schema.BLESSING_FILE)
+    blessing_path = files.join(model_folder(path), schema.BLESSING_FILE)
     digest = files.sha256_file(path)
     record = {"model_sha256": digest, "allowed_unblessed": allow_unblessed}
     if not files.exists(blessing_path):

@@ -19,9 +19,9 @@ from model import drift
 
 def load_reference(model: str, override: str | None) -> dict | None:
     """{"source", "histograms"} or None (no reference: skew is not checked)."""
-    path = override or files.join(
-        model.rsplit("/", 1)[0] if model.endswith(".keras") else model, schema.REFERENCE_FILE
-    )
+    from model.serving import model_folder
+
+    path = override or files.join(model_folder(model), schema.REFERENCE_FILE)
     if not files.exists(path):
         if override:
             raise ValueError(f"--drift-reference {override}: not found")
