@@ -33,7 +33,7 @@ class GateConfig:
     min_accuracy: float = 0.985
     min_class_recall: float = 0.97
     max_ece: float = 0.015
-    # seed reaches about 0.85, strong about 0.7 (batch norm is brittle under blur and fog)
+    # seed reaches about 0.85, strong about 0.8 (batch norm is brittle under blur)
     min_corruption_accuracy: float = 0.65
     max_accuracy_drop: float = 0.001
     alpha: float = 0.05
