@@ -162,14 +162,19 @@ def download_tree(directory: str, local: str, names: list[str] | None = None) ->
     return names
 
 
+def list_local_tree(local: str) -> list[str]:
+    """Paths relative to the local folder `local` of every file under it, '/'-separated."""
+    return sorted(
+        os.path.relpath(os.path.join(root, name), local).replace(os.sep, "/")
+        for root, _, found in os.walk(local)
+        for name in found
+    )
+
+
 def upload_tree(local: str, directory: str, names: list[str] | None = None) -> list[str]:
     """Copies every file under the local folder `local` (or just `names`) to `directory`."""
     if names is None:
-        names = sorted(
-            os.path.relpath(os.path.join(root, name), local).replace(os.sep, "/")
-            for root, _, found in os.walk(local)
-            for name in found
-        )
+        names = list_local_tree(local)
     for name in names:
         copy(os.path.join(local, *name.split("/")), join(directory, name))
     return names

@@ -64,10 +64,10 @@ def bless(args, results: dict, test: dict, baseline: dict | None) -> dict:
         results["robustness"]["corruptions"]["mean_accuracy"],
         None if baseline is None else baseline["probabilities"].argmax(axis=1),
     )
-    keras_file = serving.keras_path(args.model)
+    digest = files.sha256_file(serving.keras_path(args.model))
     verdict = {
-        "model_id": serving.model_id(keras_file),
-        "model_sha256": files.sha256_file(keras_file),
+        "model_id": serving.identifier(digest),
+        "model_sha256": digest,
         "baseline": None
         if baseline is None
         else {

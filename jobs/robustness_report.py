@@ -126,8 +126,8 @@ def write_pictures(test: dict, seed: int, output: str, plot_digits) -> None:
         os.path.join(output, "not_a_digit.png"),
         "Not digits: the input (left five), what the model sees (right five)",
     )
-    scans = [_gray(images.decode(s)) for s in suites.scan(digits, seed)]
-    seen = normalised([images.decode(s) for s in suites.scan(digits, seed)]) / 255.0
+    scanned = [images.decode(data) for data in suites.scan(digits, seed)]
+    scans, seen = [_gray(page) for page in scanned], normalised(scanned) / 255.0
     plot_digits(
         list(digits / 255.0) + scans + list(seen),
         ["clean"] + [""] * 9 + ["scanned"] + [""] * 9 + ["normalised"] + [""] * 9,

@@ -270,14 +270,13 @@ def write_text(lines, prefix: str, suffix: str, output_format: str, label="Write
 def run(argv: list[str] | None = None) -> int:
     """options -> list inputs once -> skip if already scored -> pipeline -> summary -> publish."""
     config, beam_args = parse_args(argv)
-    from model.serving import check_blessing, keras_path, load_screen
-    from model.serving import model_id as compute_model_id
+    from model.serving import check_blessing, identifier, load_screen
 
     show_job_logs()
     files.check_reachable(config.output)
-    model_id = compute_model_id(keras_path(config.model))
     # Refused here (exit 2), before any work: unblessed, changed since, or uncalibrated.
     blessing = check_blessing(config.model, config.allow_unblessed)
+    model_id = identifier(blessing["model_sha256"])
     screen = load_screen(config.model, model_id)
     run_id = new_run_id(config.date)
     target = partition.partition_dir(config.output, config.date)

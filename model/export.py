@@ -99,12 +99,7 @@ def replace_saved_model(model: keras.Model, model_dir: str, screen) -> None:
             shutil.move(staged, target)
             shutil.rmtree(old, ignore_errors=True)
             return
-        names = sorted(
-            os.path.relpath(os.path.join(root, name), staged).replace(os.sep, "/")
-            for root, _, found in os.walk(staged)
-            for name in found
-        )
-        names.sort(key=lambda name: name == "saved_model.pb")
+        names = sorted(files.list_local_tree(staged), key=lambda name: name == "saved_model.pb")
         files.delete_tree(target)
         files.upload_tree(staged, target, names)
     finally:

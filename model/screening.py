@@ -3,13 +3,13 @@
 One implementation, in TensorFlow ops, shared by the batch scorer (model.serving.Predictor)
 and the exported SavedModel's signatures, so both give the same answer:
 
-    screen = Screen.from_file("out/model/calibration.json")    # written by digits evaluate
+    screen = model.serving.load_screen("out/model")   # calibration.json, digits evaluate
     out = assess(probabilities, pixels, screen)   # float32 [n, 10], uint8 [n, 28, 28]
     out["status"]   # int32 [n]: 0 accepted, 1 review, 2 not_a_digit (STATUSES)
     out["reasons"]  # int32 [n]: a bit per entry of REASONS
 
 Cheap checks on the normalised 28x28 image (the very pixels the model sees), each against
-limits fitted by `digits evaluate` on the validation digits (model.screening_fit):
+limits fitted by `digits evaluate` on the validation digits (`fit`, below):
 
 - `blank`: no stroke at all (the brightest pixel is under a quarter of full ink);
 - `too_little_ink` / `too_much_ink`: the share of inked pixels (>= 50%) outside what
@@ -27,9 +27,9 @@ with reason `low_confidence`, else `accepted`.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
 import tensorflow as tf
 
 STATUSES = ("accepted", "review", "not_a_digit")
@@ -44,7 +44,6 @@ REASONS = (
     "unlike_a_digit",
     "low_confidence",
 )
-NOT_A_DIGIT_REASONS = REASONS[:-1]
 FEATURES = ("peak", "ink", "second_blob", "roughness", "half_ink")
 BLANK_PEAK = 0.25  # the brightest pixel, as a share of full ink, below which nothing is drawn
 _INK = 0.5
@@ -71,11 +70,6 @@ class Screen:
         if "ink" in known:
             known["ink"] = tuple(known["ink"])
         return cls(**known)
-
-    @classmethod
-    def from_file(cls, path: str) -> Screen:
-        with open(path) as handle:
-            return cls.from_dict(json.load(handle))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -194,8 +188,6 @@ def fit(
     """Input limits from the measurements of held-out digits (validation): every limit cuts
     the same tail share q of the digits, with q the largest that flags at most `budget` of
     them in all (found by bisection)."""
-    import numpy as np
-
     values = {name: np.asarray(measured[name], np.float64) for name in FEATURES}
     confidence = np.asarray(calibrated_confidence, np.float64)
 
@@ -220,5 +212,4 @@ def fit(
         low, high = (middle, high) if flagged(limits(middle)) <= budget else (low, middle)
     screen = limits(low)
     fitted = {"budget": budget, "tail_share": low, "digits": len(confidence)}
-    fitted["flagged_share"] = flagged(screen)
-    return Screen(**{**screen.to_dict(), "ink": screen.ink, "fitted": fitted})
+    return replace(screen, fitted={**fitted, "flagged_share": flagged(screen)})

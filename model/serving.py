@@ -53,7 +53,12 @@ def keras_path(model: str) -> str:
 
 def model_id(path: str) -> str:
     """The model's identifier in every prediction: SHA-256 (16 hex) of its .keras file."""
-    return "sha256:" + files.sha256_file(path)[:16]
+    return identifier(files.sha256_file(path))
+
+
+def identifier(digest: str) -> str:
+    """model_id's form of a .keras file's hex SHA-256."""
+    return "sha256:" + digest[:16]
 
 
 def load_model(model: str) -> keras.Model:
