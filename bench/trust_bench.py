@@ -52,6 +52,7 @@ def figures(evaluation: dict) -> dict:
         "coverage_at_target": c["test_at_threshold"]["accepted_share"],
         "error_among_accepted": c["test_at_threshold"]["error_among_accepted"],
         "target_error": c["target_error"],
+        "threshold_rule": c.get("threshold_rule", "point"),
         "misclassified_auroc": c["misclassified_auroc"],
         "not_a_digit_auroc": {k: v["auroc"] for k, v in kinds.items()},
         "not_accepted": {k: v["not_accepted"] for k, v in kinds.items()},
@@ -67,7 +68,7 @@ def print_figures(name: str, f: dict) -> None:
     print(
         f"{name}: test accuracy {f['test_accuracy']:.2%}; ECE {f['ece_before']:.2%} -> "
         f"{f['ece_after']:.2%} (T = {f['temperature']:.3f}); coverage at the "
-        f"{f['target_error']:.1%} target {f['coverage_at_target']:.1%} "
+        f"{f['target_error']:.1%} target ({f['threshold_rule']} rule) {f['coverage_at_target']:.1%} "
         f"(error among accepted {f['error_among_accepted']:.3%}); misclassified AUROC "
         f"{f['misclassified_auroc']:.4f}; MNIST test digits flagged not_a_digit "
         f"{f['digits_flagged']:.2%}"

@@ -17,14 +17,20 @@ from common import files, schema  # noqa: E402
 from model import calibration, screening  # noqa: E402
 
 COVERAGE_THRESHOLDS = (0.5, 0.9, 0.95, 0.99, 0.995, 0.999)
+RULES = {
+    "bound": "its 95% upper bound there meets the target",
+    "point": "the error seen there meets the target",
+}
 
 
-def calibrate(validation: dict, test: dict, target_error: float, budget: float) -> dict:
+def calibrate(
+    validation: dict, test: dict, target_error: float, budget: float, rule: str = "bound"
+) -> dict:
     """Temperature, threshold and input limits on validation; ECE, coverage, the bound, and
     the share of digits the input checks flag, on test."""
     temperature = calibration.fit_temperature(validation["probabilities"], validation["labels"])
     val = calibration.scale(validation["probabilities"], temperature)
-    threshold = calibration.choose_threshold(val, validation["labels"], target_error)
+    threshold = calibration.choose_threshold(val, validation["labels"], target_error, rule)
     before, labels = test["probabilities"], test["labels"]
     after = calibration.scale(before, temperature)
     confirmed = calibration.coverage(after, labels, threshold)
@@ -52,6 +58,7 @@ def calibrate(validation: dict, test: dict, target_error: float, budget: float) 
         "test_nll_after": calibration.nll(after, labels),
         "test_accuracy_after": float((after.argmax(axis=1) == labels).mean()),
         "target_error": target_error,
+        "threshold_rule": rule,
         "threshold": threshold,
         "validation_at_threshold": calibration.coverage(val, validation["labels"], threshold),
         "test_at_threshold": confirmed,
@@ -82,6 +89,7 @@ def save(model_dir: str, model_id: str | None, result: dict) -> None:
             "model_id": model_id,
             **result["screen"],
             "target_error": result["target_error"],
+            "threshold_rule": result["threshold_rule"],
             "fitted_on": "validation",
             "created": files.utc_timestamp(),
         },
@@ -127,7 +135,8 @@ def card_section(result: dict) -> str:
 Temperature **{result["temperature"]:.3f}**, fitted on the validation split: expected
 calibration error on test {result["test_ece_before"]:.2%} before, {result["test_ece_after"]:.2%}
 after (15 bins); accuracy unchanged. Threshold for at most {result["target_error"]:.2%} errors
-among accepted predictions, chosen on validation: **{result["threshold"]:.4f}**. On test it
+among accepted predictions, chosen on validation ({RULES[result["threshold_rule"]]}):
+**{result["threshold"]:.4f}**. On test it
 accepts {test["accepted_share"]:.2%} of the digits with {test["errors"]} errors
 ({test["error_among_accepted"]:.3%}; 95% upper bound {test["error_upper_bound_95"]:.3%}).
 

@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from common import files, schema  # noqa: E402
 from jobs import calibration_report, gate_report, robustness_report  # noqa: E402
 from jobs.scoring import images  # noqa: E402
-from model import data, drift, export, screening, serving  # noqa: E402
+from model import calibration, data, drift, export, screening, serving  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -226,6 +226,14 @@ def parse_args(argv):
         help="highest error rate among accepted predictions, for the review threshold",
     )
     parser.add_argument(
+        "--threshold-rule",
+        choices=calibration.THRESHOLD_RULES,
+        default="bound",
+        help="bound (default): the 95%% upper bound of the error among accepted validation "
+        "predictions meets --target-error, so it holds on new data; point: the error seen "
+        "there does (more coverage, more errors than the target on new data)",
+    )
+    parser.add_argument(
         "--not-a-digit-budget",
         type=float,
         default=0.01,
@@ -301,7 +309,7 @@ def calibrate(args, model, training: dict, validation: dict, test: dict) -> dict
     for split in (validation, test):
         calibration_report.measure(split)
     result = calibration_report.calibrate(
-        validation, test, args.target_error, args.not_a_digit_budget
+        validation, test, args.target_error, args.not_a_digit_budget, args.threshold_rule
     )
     # the identifier of the file as it is now (metrics.json names the one training wrote)
     calibration_report.save(args.model, serving.model_id(serving.keras_path(args.model)), result)

@@ -97,8 +97,9 @@ def _contrast(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     x = tf.ensure_shape(x, [None, None])
     above = x - _background(x)
     flat = tf.reshape(above, [-1])
-    grain = 1.4826 * _median(tf.abs(flat - _median(flat)))
-    lifted = tf.nn.relu(above)
+    level = _median(flat)  # the opening is the paper's lower envelope: its grain sits above
+    grain = 1.4826 * _median(tf.abs(flat - level))
+    lifted = tf.nn.relu(above - level)
     # The brightest 3x3 neighbourhood: a single hot pixel is not a stroke.
     peak = tf.reduce_max(tf.nn.avg_pool2d(lifted[None, ..., None], 3, 1, "SAME"))
     floor = tf.maximum(3.0 * grain, FLOOR_SHARE * peak)

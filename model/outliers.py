@@ -6,13 +6,19 @@ give (Hendrycks & Gimpel 2017: out-of-distribution inputs still get 83-92%).
 
     pool(train_digits, 5_500, seed=0)  # uint8 [5500, 28, 28], through the scorer's normalisation
 
-Two kinds, made from random strokes and the training digits, deliberately not the
-evaluation's generators (model.suites, whose font glyphs, random-walk scribbles, pages,
-smudges and side-by-side pairs the model never sees in training):
+Four kinds, made from random strokes and the training digits, deliberately not the
+evaluation's generators (model.suites, whose font glyphs, straight-line random-walk
+scribbles, pages, smudges and side-by-side pairs the model never sees in training):
 
 - stroke soup: three to six straight strokes and arcs of random width (fewer could draw
   a 1, a 4 or a 7, which must stay digits);
-- overlays: two training digits drawn over each other, shifted by up to 6 pixels.
+- overlays: two training digits drawn over each other, shifted by up to 6 pixels;
+- hand letters: letters and symbols drawn as a hand would, from stroke templates
+  (LETTERS), slanted, stretched and wobbled; as a team would train on handwritten letters
+  (EMNIST) if it had them here. Letters and symbols that are written like a digit (O, I,
+  l, S, Z, B, G, b, d, g, h, q, ...) are not among them;
+- curves: one smooth pen stroke through eight to fourteen random points (a spline, not the
+  evaluation's straight-segment random walk).
 
 Parts of digits are not used: a part of a 7 is often a 1 or a 7.
 
@@ -24,8 +30,116 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-KINDS = ("stroke_soup", "overlay")
+KINDS = ("stroke_soup", "overlay", "hand_letter", "curve")
 _CANVAS = 112
+
+
+def _arc(cx, cy, rx, ry, start, stop, steps=9):
+    """Points on an ellipse from `start` to `stop` degrees (0: right, 90: down)."""
+    t = np.radians(np.linspace(start, stop, steps))
+    return [(cx + rx * np.cos(a), cy + ry * np.sin(a)) for a in t]
+
+
+# Strokes in a unit box (x right, y down); lower-case letters sit in its lower part.
+LETTERS = {
+    "A": [[(0, 1), (0.5, 0), (1, 1)], [(0.22, 0.6), (0.78, 0.6)]],
+    "E": [[(1, 0), (0, 0), (0, 1), (1, 1)], [(0, 0.5), (0.8, 0.5)]],
+    "F": [[(1, 0), (0, 0), (0, 1)], [(0, 0.5), (0.8, 0.5)]],
+    "H": [[(0, 0), (0, 1)], [(1, 0), (1, 1)], [(0, 0.5), (1, 0.5)]],
+    "K": [[(0, 0), (0, 1)], [(1, 0), (0, 0.55)], [(0.3, 0.4), (1, 1)]],
+    "M": [[(0, 1), (0, 0), (0.5, 0.6), (1, 0), (1, 1)]],
+    "N": [[(0, 1), (0, 0), (1, 1), (1, 0)]],
+    "P": [[(0, 1), (0, 0), (0.6, 0), *_arc(0.6, 0.25, 0.35, 0.25, -90, 90), (0, 0.5)]],
+    "R": [
+        [(0, 1), (0, 0), (0.6, 0), *_arc(0.6, 0.25, 0.35, 0.25, -90, 90), (0, 0.5)],
+        [(0.4, 0.5), (1, 1)],
+    ],
+    "T": [[(0, 0), (1, 0)], [(0.5, 0), (0.5, 1)]],
+    "U": [[(0, 0), *_arc(0.5, 0.6, 0.5, 0.4, 180, 0), (1, 0)]],
+    "V": [[(0, 0), (0.5, 1), (1, 0)]],
+    "W": [[(0, 0), (0.25, 1), (0.5, 0.35), (0.75, 1), (1, 0)]],
+    "X": [[(0, 0), (1, 1)], [(1, 0), (0, 1)]],
+    "Y": [[(0, 0), (0.5, 0.5), (1, 0)], [(0.5, 0.5), (0.5, 1)]],
+    "a": [[*_arc(0.45, 0.72, 0.45, 0.28, -20, 340)], [(0.95, 0.42), (0.95, 1)]],
+    "c": [_arc(0.55, 0.7, 0.45, 0.3, -50, 230 - 360, steps=11)],
+    "e": [
+        [
+            (0.05, 0.7),
+            (0.95, 0.7),
+            *_arc(0.5, 0.7, 0.45, 0.3, 0, -180),
+            *_arc(0.5, 0.7, 0.45, 0.3, 180, 40),
+        ]
+    ],
+    "f": [[(0.9, 0.05), *_arc(0.6, 0.2, 0.2, 0.15, -60, -180), (0.4, 1)], [(0.1, 0.4), (0.8, 0.4)]],
+    "k": [[(0, 0), (0, 1)], [(0.9, 0.4), (0, 0.75)], [(0.3, 0.62), (0.9, 1)]],
+    "m": [
+        [(0, 0.4), (0, 1)],
+        [(0, 0.6), *_arc(0.25, 0.6, 0.25, 0.18, 180, 360), (0.5, 1)],
+        [(0.5, 0.6), *_arc(0.75, 0.6, 0.25, 0.18, 180, 360), (1, 1)],
+    ],
+    "n": [[(0, 0.4), (0, 1)], [(0, 0.65), *_arc(0.5, 0.65, 0.5, 0.22, 180, 360), (1, 1)]],
+    "p": [[(0, 0.35), (0, 1)], [(0, 0.4), *_arc(0.45, 0.52, 0.5, 0.17, -90, 90), (0, 0.69)]],
+    "r": [[(0, 0.4), (0, 1)], [(0, 0.65), *_arc(0.55, 0.62, 0.55, 0.2, 180, 300)]],
+    "t": [[(0.4, 0), (0.4, 0.85), *_arc(0.6, 0.85, 0.2, 0.15, 180, 60)], [(0, 0.35), (0.9, 0.35)]],
+    "u": [[(0, 0.4), *_arc(0.5, 0.75, 0.5, 0.25, 180, 0)], [(1, 0.4), (1, 1)]],
+    "v": [[(0, 0.4), (0.5, 1), (1, 0.4)]],
+    "w": [[(0, 0.4), (0.25, 1), (0.5, 0.6), (0.75, 1), (1, 0.4)]],
+    "x": [[(0, 0.4), (1, 1)], [(1, 0.4), (0, 1)]],
+    "y": [[(0, 0.3), (0.5, 0.7)], [(1, 0.3), (0.3, 1)]],
+    "+": [[(0.5, 0.1), (0.5, 0.9)], [(0.1, 0.5), (0.9, 0.5)]],
+    "=": [[(0, 0.38), (1, 0.38)], [(0, 0.62), (1, 0.62)]],
+    "#": [
+        [(0.35, 0), (0.25, 1)],
+        [(0.75, 0), (0.65, 1)],
+        [(0, 0.33), (1, 0.33)],
+        [(0, 0.67), (1, 0.67)],
+    ],
+    "*": [[(0.5, 0), (0.5, 1)], [(0.07, 0.25), (0.93, 0.75)], [(0.93, 0.25), (0.07, 0.75)]],
+    "?": [[*_arc(0.5, 0.28, 0.4, 0.25, 190, 400), (0.5, 0.72)], [(0.5, 0.92), (0.5, 0.97)]],
+    "!": [[(0.5, 0), (0.5, 0.72)], [(0.5, 0.92), (0.5, 0.97)]],
+    "%": [
+        _arc(0.2, 0.2, 0.17, 0.17, 0, 360),
+        [(0.9, 0), (0.1, 1)],
+        _arc(0.8, 0.8, 0.17, 0.17, 0, 360),
+    ],
+}
+
+
+def _hand_letter(rng, digits) -> np.ndarray:
+    strokes = LETTERS[list(LETTERS)[rng.integers(len(LETTERS))]]
+    image = Image.new("L", (_CANVAS, _CANVAS), 0)
+    canvas = ImageDraw.Draw(image)
+    slant, stretch = rng.uniform(-0.35, 0.35), rng.uniform(0.6, 1.3)
+    angle = np.radians(rng.uniform(-12, 12))
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    width = int(rng.integers(5, 13))
+    for stroke in strokes:
+        points = np.asarray(stroke, np.float64) + rng.normal(0, 0.03, (len(stroke), 2))
+        points[:, 0] = (points[:, 0] - 0.5) * stretch + slant * (0.5 - points[:, 1])
+        points = (points - [0, 0.5]) @ rotation.T * 70 + _CANVAS / 2
+        canvas.line([tuple(p) for p in points], fill=255, width=width, joint="curve")
+    return np.asarray(image)
+
+
+def _curve(rng, digits) -> np.ndarray:
+    knots = rng.uniform(12, _CANVAS - 12, (int(rng.integers(8, 15)), 2))
+    t = np.linspace(0, len(knots) - 1, 40 * len(knots))
+    # Catmull-Rom through the knots (ends repeated): a smooth pen stroke.
+    padded = np.concatenate([knots[:1], knots, knots[-1:]])
+    i = np.minimum(t.astype(int), len(knots) - 2)
+    u = (t - i)[:, None]
+    p0, p1, p2, p3 = padded[i], padded[i + 1], padded[i + 2], padded[i + 3]
+    points = 0.5 * (
+        2 * p1
+        + (p2 - p0) * u
+        + (2 * p0 - 5 * p1 + 4 * p2 - p3) * u**2
+        + (3 * p1 - p0 - 3 * p2 + p3) * u**3
+    )
+    image = Image.new("L", (_CANVAS, _CANVAS), 0)
+    ImageDraw.Draw(image).line(
+        [tuple(p) for p in points], fill=255, width=int(rng.integers(5, 12)), joint="curve"
+    )
+    return np.asarray(image)
 
 
 def _stroke_soup(rng, digits) -> np.ndarray:
@@ -62,11 +176,16 @@ def _overlay(rng, digits) -> np.ndarray:
     return canvas
 
 
-_MAKERS = {"stroke_soup": _stroke_soup, "overlay": _overlay}
+_MAKERS = {
+    "stroke_soup": _stroke_soup,
+    "overlay": _overlay,
+    "hand_letter": _hand_letter,
+    "curve": _curve,
+}
 
 
 def pool(digits: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """`count` not-a-digit images (half of each kind), uint8 [count, 28, 28], normalised
+    """`count` not-a-digit images (as many of each kind), uint8 [count, 28, 28], normalised
     like scored images; `digits` (uint8 [n, 28, 28]) are training digits."""
     from model.digit_image import normalise_digit
 

@@ -18,6 +18,8 @@ limits fitted by `digits evaluate` on the validation digits (`fit`, below):
   holds a large share of it (two digits side by side, a digit and a blot beside it);
 - `rough`: inked edge length per inked pixel (noise and paper texture are all edges);
 - `smudged`: the share of visible pixels that are only half-inked (smudges, blur, shadows);
+- `too_wide`: the inked box is wider for its height than digits are (the normalisation
+  keeps the aspect ratio): two digits written touching, a word, a dash;
 - `unlike_a_digit`: the model's calibrated confidence is below what almost every digit gets.
 
 Any of those makes the input `not_a_digit`. Otherwise a calibrated confidence below the
@@ -41,10 +43,11 @@ REASONS = (
     "several_blobs",
     "rough",
     "smudged",
+    "too_wide",
     "unlike_a_digit",
     "low_confidence",
 )
-FEATURES = ("peak", "ink", "second_blob", "roughness", "half_ink")
+FEATURES = ("peak", "ink", "second_blob", "roughness", "half_ink", "aspect")
 BLANK_PEAK = 0.25  # the brightest pixel, as a share of full ink, below which nothing is drawn
 _INK = 0.5
 _VISIBLE = 0.1
@@ -62,6 +65,7 @@ class Screen:
     max_second_blob: float = 1.0
     max_roughness: float = 4.0
     max_half_ink: float = 1.0
+    max_aspect: float = 1e9  # width / height of the inked box; none for screens fitted before it
     fitted: dict = field(default_factory=dict)  # how the limits were chosen (for people)
 
     @classmethod
@@ -92,6 +96,14 @@ def _split_share(lit: tf.Tensor) -> tf.Tensor:
     return tf.math.divide_no_nan(best, total)
 
 
+def _extent(lines: tf.Tensor) -> tf.Tensor:
+    """[n, 28] bool (a row or column has ink) -> from the first to the last inked line."""
+    lines = tf.cast(lines, tf.int32)
+    first = tf.argmax(lines, axis=1, output_type=tf.int32)
+    last = tf.shape(lines)[1] - 1 - tf.argmax(lines[:, ::-1], axis=1, output_type=tf.int32)
+    return tf.cast(tf.where(tf.reduce_any(lines > 0, axis=1), last - first + 1, 0), tf.float32)
+
+
 def features(pixels: tf.Tensor) -> dict:
     """uint8 [n, 28, 28] -> the checks' measurements, float32 [n] each (FEATURES)."""
     x = tf.cast(pixels, tf.float32) / 255.0
@@ -108,6 +120,9 @@ def features(pixels: tf.Tensor) -> dict:
         "second_blob": _split_share(lit),
         "roughness": tf.math.divide_no_nan(edges, lit_count),
         "half_ink": tf.math.divide_no_nan(half, visible),
+        "aspect": tf.math.divide_no_nan(
+            _extent(tf.reduce_any(lit, axis=1)), _extent(tf.reduce_any(lit, axis=2))
+        ),
     }
 
 
@@ -130,6 +145,7 @@ def judge(measured: dict, confidence, screen: Screen) -> dict:
         _over(m["second_blob"], screen.max_second_blob),
         _over(m["roughness"], screen.max_roughness),
         _over(m["half_ink"], screen.max_half_ink),
+        _over(m["aspect"], screen.max_aspect),
         _over(screen.digit_floor, confidence),
     ]
     score = tf.reduce_max(tf.stack(ratios, axis=1), axis=1)
@@ -200,6 +216,7 @@ def fit(
             max_second_blob=float(np.quantile(values["second_blob"], 1 - q)),
             max_roughness=float(np.quantile(values["roughness"], 1 - q)),
             max_half_ink=float(np.quantile(values["half_ink"], 1 - q)),
+            max_aspect=float(np.quantile(values["aspect"], 1 - q)),
         )
 
     def flagged(screen: Screen) -> float:

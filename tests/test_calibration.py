@@ -41,11 +41,11 @@ def test_scaling_recovers_the_temperature_lowers_ece_and_keeps_every_prediction(
     np.testing.assert_array_equal(after.argmax(axis=1), test["probabilities"].argmax(axis=1))
 
 
-def test_the_threshold_meets_its_target_on_the_data_it_was_chosen_on(mnist_outputs):
+def test_the_point_rule_threshold_meets_its_target_on_the_data_it_was_chosen_on(mnist_outputs):
     validation = mnist_outputs["validation"]
     for target in (0.001, 0.005, 0.02):
         threshold = calibration.choose_threshold(
-            validation["probabilities"], validation["labels"], target
+            validation["probabilities"], validation["labels"], target, rule="point"
         )
         chosen = calibration.coverage(validation["probabilities"], validation["labels"], threshold)
         assert chosen["error_among_accepted"] <= target
@@ -53,6 +53,25 @@ def test_the_threshold_meets_its_target_on_the_data_it_was_chosen_on(mnist_outpu
             validation["probabilities"], validation["labels"], threshold * 0.999
         )
         assert lower["accepted"] == chosen["accepted"] or lower["error_among_accepted"] > target
+
+
+def test_the_bound_rule_threshold_holds_its_target_with_95_percent_confidence(mnist_outputs):
+    validation = mnist_outputs["validation"]
+    probabilities, labels = validation["probabilities"], validation["labels"]
+    for target in (0.005, 0.02):
+        point = calibration.choose_threshold(probabilities, labels, target, rule="point")
+        bound = calibration.choose_threshold(probabilities, labels, target, rule="bound")
+        chosen = calibration.coverage(probabilities, labels, bound)
+        assert chosen["accepted"] > 0
+        assert calibration.binomial_upper_bound(chosen["errors"], chosen["accepted"]) <= target
+        assert bound >= point  # the guarantee costs coverage, never buys it
+        lower = calibration.coverage(probabilities, labels, bound * 0.999)
+        assert (
+            lower["accepted"] == chosen["accepted"]
+            or calibration.binomial_upper_bound(lower["errors"], lower["accepted"]) > target
+        )
+    with pytest.raises(ValueError, match="threshold rule 'median'"):
+        calibration.choose_threshold(probabilities, labels, 0.01, rule="median")
 
 
 def test_binomial_upper_bound_matches_the_rule_of_three_and_grows_with_errors():

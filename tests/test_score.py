@@ -246,6 +246,21 @@ def test_normalisation_of_hand_checked_images():
     assert digit_image.normalise_digit(np.full((40, 40, 1), 255, np.uint8)).numpy().max() == 0
 
 
+def test_paper_grain_does_not_widen_the_crop():
+    # The same dark bar on grainy off-white paper: its box is the bar's, not the page's,
+    # so it is fitted to 20 px high as on clean paper (grain above the paper's lower
+    # envelope once made the crop span the page and the digit come out small).
+    rng = np.random.default_rng(4)
+    page = np.clip(235 + rng.normal(0, 4, (100, 60)), 0, 255)
+    page[10:50, 5:25] = 30
+    out = digit_image.normalise_digit(np.round(page).astype(np.uint8)[..., None]).numpy()
+    rows, cols = np.nonzero(out > 128)
+    assert (rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) == (20, 10)
+    around = np.ones_like(out, bool)
+    around[rows.min() - 1 : rows.max() + 2, cols.min() - 1 : cols.max() + 2] = False
+    assert out[around].max() == 0
+
+
 def test_scorer_and_saved_model_share_the_normalisation():
     rng = np.random.default_rng(3)
     cases = [

@@ -228,6 +228,10 @@ def test_format_predictions_as_csv_rows_matching_the_header():
     ]  # fmt: skip
 
 
+def bits(*names) -> int:
+    return sum(1 << REASONS.index(name) for name in names)
+
+
 def _screened(keys, digits, statuses, reasons):
     batch = _scored(keys, digits)
     batch.screened = {
@@ -239,7 +243,12 @@ def _screened(keys, digits, statuses, reasons):
 
 
 def test_statuses_go_into_records_csv_and_the_review_file():
-    batch = _screened(["a", "b", "c"], [1, 2, 3], [0, 1, 2], [0, 1 << 7, 1 | 1 << 6])
+    batch = _screened(
+        ["a", "b", "c"],
+        [1, 2, 3],
+        [0, 1, 2],
+        [0, bits("low_confidence"), bits("blank", "unlike_a_digit")],
+    )
     with TestPipeline() as p:
         batches = p | beam.Create([batch, _screened(["d"], [4], [0], [0])])
         review = batches | "Review" >> FormatPredictions(MODEL_ID, only=("review", "not_a_digit"))
@@ -272,7 +281,10 @@ def test_statuses_go_into_records_csv_and_the_review_file():
 
 
 def test_summarise_counts_scored_digits_confidence_and_failures_by_stage():
-    scored = [_screened(["a", "b"], [1, 1], [0, 2], [0, 3]), _screened(["c"], [7], [1], [128])]
+    scored = [
+        _screened(["a", "b"], [1, 1], [0, 2], [0, bits("blank", "too_little_ink")]),
+        _screened(["c"], [7], [1], [bits("low_confidence")]),
+    ]
     errors = [{"key": "x", "stage": "read", "error": "?"}] * 2 + [
         {"key": "y", "stage": "decode", "error": "?"}
     ]

@@ -29,6 +29,7 @@ def test_features_measure_blank_ink_blobs_and_noise():
     assert m["second_blob"][1] == 0 and m["second_blob"][2] == pytest.approx(0.5)
     assert m["roughness"][3] > 2 * m["roughness"][1]  # noise is all edges, a stroke is not
     assert m["half_ink"][1] == 0 and m["half_ink"][3] > 0.3
+    assert m["aspect"][1] == pytest.approx(3 / 20) and m["aspect"][2] == pytest.approx(19 / 20)
 
 
 def test_a_blob_touching_diagonally_is_one_stroke():
@@ -39,19 +40,23 @@ def test_a_blob_touching_diagonally_is_one_stroke():
 
 
 def test_statuses_and_reasons_follow_the_limits():
-    screen = screening.Screen(threshold=0.9, digit_floor=0.3, ink=(0.02, 0.4), max_second_blob=0.2)
+    screen = screening.Screen(
+        threshold=0.9, digit_floor=0.3, ink=(0.02, 0.4), max_second_blob=0.2, max_aspect=1.5
+    )
     images = [stroke(), stroke(), stroke(), np.zeros((28, 28), np.uint8)]
     images.append(stroke(cols=slice(4, 7)) | stroke(cols=slice(20, 23)))
-    probabilities = np.full((5, 10), 0.01, np.float32)
-    probabilities[:, 3] = [0.91, 0.5, 0.02, 0.91, 0.91]
+    images.append(stroke(rows=slice(10, 18), cols=slice(2, 26)))  # two digits touching
+    probabilities = np.full((6, 10), 0.01, np.float32)
+    probabilities[:, 3] = [0.91, 0.5, 0.02, 0.91, 0.91, 0.91]
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     out = screening.assess(probabilities, np.stack(images), screen)
     status = [screening.STATUSES[s] for s in out["status"].numpy()]
     reasons = [screening.reason_names(int(r)) for r in out["reasons"].numpy()]
-    assert status == ["accepted", "review", "not_a_digit", "not_a_digit", "not_a_digit"]
+    assert status == ["accepted", "review"] + ["not_a_digit"] * 4
     assert reasons[1] == ["low_confidence"]
     assert "unlike_a_digit" in reasons[2]
     assert "blank" in reasons[3] and "several_blobs" in reasons[4]
+    assert reasons[5] == ["too_wide"]
     score = out["not_a_digit_score"].numpy()
     assert (score > 1).tolist() == [s == "not_a_digit" for s in status]
     names = screening.as_strings(out)
@@ -74,6 +79,7 @@ def test_fitted_limits_flag_at_most_the_budget_of_the_digits_they_were_fitted_on
         "second_blob": np.where(rng.random(n) < 0.1, rng.uniform(0, 0.4, n), 0.0),
         "roughness": rng.uniform(0.5, 2.0, n),
         "half_ink": rng.uniform(0.1, 0.4, n),
+        "aspect": rng.uniform(0.2, 1.4, n),
     }
     confidence = rng.uniform(0.5, 1.0, n)
     for budget in (0.005, 0.02):

@@ -62,6 +62,18 @@ def test_strong_recipe_mixes_not_a_digit_images_with_a_uniform_target(tiny_datas
     assert train.outlier_pool(recipe("seed"), dataset) is None  # the notebook's recipe: none
 
 
+def test_outlier_pool_has_every_kind_drawn_and_is_seeded(tiny_dataset):
+    from model import outliers
+
+    digits = _train_digits(tiny_dataset)
+    pool = outliers.pool(digits, 2 * len(outliers.KINDS), seed=3)
+    assert (pool.max(axis=(1, 2)) == 255).all()  # every kind survives the normalisation
+    kinds = [pool[i :: len(outliers.KINDS)] for i in range(len(outliers.KINDS))]
+    assert all(not np.array_equal(k[0], k[1]) for k in kinds)
+    np.testing.assert_array_equal(pool, outliers.pool(digits, len(pool), seed=3))
+    assert not np.array_equal(pool, outliers.pool(digits, len(pool), seed=4))
+
+
 def _train_digits(dataset_dir) -> np.ndarray:
     first = next(iter(data.records(str(dataset_dir), "train", 5000, verify=False)))
     return np.round(first[schema.IMAGE_KEY].numpy()[..., 0] * 255).astype(np.uint8)
