@@ -68,7 +68,8 @@ def print_figures(name: str, f: dict) -> None:
     print(
         f"{name}: test accuracy {f['test_accuracy']:.2%}; ECE {f['ece_before']:.2%} -> "
         f"{f['ece_after']:.2%} (T = {f['temperature']:.3f}); coverage at the "
-        f"{f['target_error']:.1%} target ({f['threshold_rule']} rule) {f['coverage_at_target']:.1%} "
+        f"{f['target_error']:.1%} target ({f['threshold_rule']} rule) "
+        f"{f['coverage_at_target']:.1%} "
         f"(error among accepted {f['error_among_accepted']:.3%}); misclassified AUROC "
         f"{f['misclassified_auroc']:.4f}; MNIST test digits flagged not_a_digit "
         f"{f['digits_flagged']:.2%}"
