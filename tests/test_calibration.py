@@ -97,6 +97,8 @@ def test_evaluate_writes_calibration_for_this_exact_model(mnist_model, mnist_dat
         section["validation_at_threshold"]["accepted"]
         <= manifest["splits"]["validation"]["records"]
     )
-    assert section["validation_at_threshold"]["error_among_accepted"] <= 0.001
+    chosen = section["validation_at_threshold"]
+    assert saved["threshold_rule"] == section["threshold_rule"] == "bound"  # the default
+    assert calibration.binomial_upper_bound(chosen["errors"], chosen["accepted"]) <= 0.001
     assert (tmp_path / "reliability.png").stat().st_size > 10_000
     assert "## Calibration and the review threshold" in (tmp_path / "report.md").read_text()
