@@ -282,6 +282,15 @@ def run(argv: list[str] | None = None) -> dict:
         f"test accuracy {results['accuracy']:.4f}, loss {results['loss']:.4f}; {verdict}; "
         f"report in {args.output}/report.md"
     )
+    if results["calibration"]["threshold"] >= 1.0:
+        print(
+            f"digits evaluate: warning: no review threshold meets --target-error "
+            f"{args.target_error} on the validation split (--threshold-rule "
+            f"{args.threshold_rule}): the scorer will send every digit to review. Raise "
+            "--target-error, make the validation split larger (digits preprocess "
+            "--validation-size) or use --threshold-rule point.",
+            file=sys.stderr,
+        )
     return results
 
 
