@@ -127,6 +127,11 @@ def plot_reliability(test: dict, temperature: float, path: str) -> None:
 
 def card_section(result: dict) -> str:
     test = result["test_at_threshold"]
+    threshold = (
+        "none meets it, so every digit goes to review"
+        if result["threshold"] == calibration.ACCEPT_NOTHING
+        else f"**{result['threshold']:.4f}**"
+    )
     rows = "\n".join(
         f"| {c['threshold']} | {c['accepted_share']:.2%} | {c['error_among_accepted']:.3%} |"
         for c in result["test_coverage"]
@@ -136,7 +141,7 @@ Temperature **{result["temperature"]:.3f}**, fitted on the validation split: exp
 calibration error on test {result["test_ece_before"]:.2%} before, {result["test_ece_after"]:.2%}
 after (15 bins); accuracy unchanged. Threshold for at most {result["target_error"]:.2%} errors
 among accepted predictions, chosen on validation ({RULES[result["threshold_rule"]]}):
-**{result["threshold"]:.4f}**. On test it
+{threshold}. On test it
 accepts {test["accepted_share"]:.2%} of the digits with {test["errors"]} errors
 ({test["error_among_accepted"]:.3%}; 95% upper bound {test["error_upper_bound_95"]:.3%}).
 

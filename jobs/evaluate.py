@@ -282,7 +282,7 @@ def run(argv: list[str] | None = None) -> dict:
         f"test accuracy {results['accuracy']:.4f}, loss {results['loss']:.4f}; {verdict}; "
         f"report in {args.output}/report.md"
     )
-    if results["calibration"]["threshold"] >= 1.0:
+    if results["calibration"]["threshold"] == calibration.ACCEPT_NOTHING:
         print(
             f"digits evaluate: warning: no review threshold meets --target-error "
             f"{args.target_error} on the validation split (--threshold-rule "

@@ -101,6 +101,9 @@ def coverage(probabilities: np.ndarray, labels: np.ndarray, threshold: float) ->
 
 
 THRESHOLD_RULES = ("bound", "point")
+# The threshold when none meets the target: above every confidence (softmax outputs, float32
+# ones included, are at most 1.0), so the scorer's `confidence >= threshold` accepts nothing.
+ACCEPT_NOTHING = 2.0
 
 
 def choose_threshold(
@@ -117,7 +120,7 @@ def choose_threshold(
     data of the same kind (SGR also widens the bound for trying several thresholds; not
     here). rule "point": the error seen among them is at most the target; more coverage,
     but on a few thousand held-out images it picks thresholds whose error on new data
-    exceeds the target. 1.0 (accept nothing) when no threshold reaches it."""
+    exceeds the target. ACCEPT_NOTHING when no threshold reaches it."""
     if rule not in THRESHOLD_RULES:
         raise ValueError(f"threshold rule {rule!r}: choose one of {', '.join(THRESHOLD_RULES)}")
     confidence = probabilities.max(axis=1)
@@ -139,7 +142,7 @@ def choose_threshold(
                 ok[i] = binomial_upper_bound(int(errors[i]), int(accepted[i])) <= target_error
     candidates = np.flatnonzero(ok)
     if not len(candidates):
-        return 1.0
+        return ACCEPT_NOTHING
     return float(sorted_conf[candidates[-1]])
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from common import files, schema
 from jobs import evaluate
-from model import calibration, data, serving
+from model import calibration, data, screening, serving
 from tests.conftest import TEST_GATE, TEST_TARGET
 
 
@@ -117,7 +117,25 @@ def test_evaluate_warns_when_no_threshold_meets_the_target(
         ["--data", str(tiny_dataset), "--model", str(model), "--output", str(tmp_path / "r")]
         + ["--suite-size", "20", "--suite-per-kind", "2", *TEST_GATE]
     )
-    assert files.read_json(str(model / schema.CALIBRATION_FILE))["threshold"] == 1.0
+    assert files.read_json(str(model / schema.CALIBRATION_FILE))["threshold"] > 1.0
     err = capsys.readouterr().err
     assert "no review threshold meets --target-error 0.001" in err
     assert "the scorer will send every digit to review" in err
+    # And it does: even predictions whose float32 confidence is exactly 1.0.
+    test = evaluate.predict_split(serving.load_model(str(model)), str(tiny_dataset), "test")
+    pixels = (test["images"] * schema.PIXEL_MAX).round().astype("uint8")
+    statuses = serving.Predictor(str(model)).predict(pixels)["status"]
+    assert len(statuses) and not np.any(statuses == screening.ACCEPTED)
+    assert "none meets it, so every digit goes to review" in (tmp_path / "r/report.md").read_text()
+
+
+def test_no_threshold_accepts_nothing_even_saturated_confidences():
+    # Float32 softmax saturates at exactly 1.0; a wrong answer among them leaves no
+    # threshold that keeps 0.1%, and the sentinel must not accept the saturated ones.
+    probabilities = np.zeros((50, 10))
+    probabilities[:, 3] = 1.0
+    labels = np.full(50, 3)
+    labels[0] = 5
+    threshold = calibration.choose_threshold(probabilities, labels, 0.001, rule="point")
+    assert threshold == calibration.ACCEPT_NOTHING
+    assert calibration.coverage(probabilities, labels, threshold)["accepted"] == 0
