@@ -57,6 +57,7 @@ def figures(evaluation: dict) -> dict:
         "not_a_digit_auroc": {k: v["auroc"] for k, v in kinds.items()},
         "not_accepted": {k: v["not_accepted"] for k, v in kinds.items()},
         "digits_flagged": c["test_not_a_digit_share"],
+        "digits_accepted": c["test_statuses"]["accepted"] / sum(c["test_statuses"].values()),
         "mean_corruption_accuracy": r["corruptions"]["mean_accuracy"],
         "scan_gap_points": r["scans"]["gap_points"],
         "scan_accuracy": r["scans"]["scanned_accuracy"],
@@ -72,7 +73,7 @@ def print_figures(name: str, f: dict) -> None:
         f"{f['coverage_at_target']:.1%} "
         f"(error among accepted {f['error_among_accepted']:.3%}); misclassified AUROC "
         f"{f['misclassified_auroc']:.4f}; MNIST test digits flagged not_a_digit "
-        f"{f['digits_flagged']:.2%}"
+        f"{f['digits_flagged']:.2%}, accepted {f['digits_accepted']:.1%} (every check)"
     )
     for kind, share in f["not_accepted"].items():
         print(f"  {kind:<14} not accepted {share:6.1%}   AUROC {f['not_a_digit_auroc'][kind]:.4f}")

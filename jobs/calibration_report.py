@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from common import files, schema  # noqa: E402
-from model import calibration, screening  # noqa: E402
+from model import calibration, outliers, screening, shape_check  # noqa: E402
 
 COVERAGE_THRESHOLDS = (0.5, 0.9, 0.95, 0.99, 0.995, 0.999)
 RULES = {
@@ -24,10 +24,16 @@ RULES = {
 
 
 def calibrate(
-    validation: dict, test: dict, target_error: float, budget: float, rule: str = "bound"
+    validation: dict,
+    test: dict,
+    target_error: float,
+    budget: float,
+    rule: str = "bound",
+    shape_weights: dict | None = None,
+    shape_review_share: float = 0.0,
 ) -> dict:
-    """Temperature, threshold and input limits on validation; ECE, coverage, the bound, and
-    the share of digits the input checks flag, on test."""
+    """Temperature, threshold and input limits on validation (both splits `measure`d with
+    `shape_weights`); ECE, coverage, the bound, and the statuses of the digits on test."""
     temperature = calibration.fit_temperature(validation["probabilities"], validation["labels"])
     val = calibration.scale(validation["probabilities"], temperature)
     threshold = calibration.choose_threshold(val, validation["labels"], target_error, rule)
@@ -37,14 +43,12 @@ def calibrate(
     confirmed["error_upper_bound_95"] = calibration.binomial_upper_bound(
         confirmed["errors"], confirmed["accepted"]
     )
-    screen = fit_screen(validation, temperature, threshold, budget)
-    test_status = screening.judge(test["measured"], after.max(axis=1), screen)["status"].numpy()
+    screen = fit_screen(
+        validation, temperature, threshold, budget, shape_weights, shape_review_share
+    )
     return {
         "screen": screen.to_dict(),
-        "test_statuses": {
-            name: int((test_status == code).sum()) for code, name in enumerate(screening.STATUSES)
-        },
-        "test_not_a_digit_share": float((test_status == screening.NOT_A_DIGIT).mean()),
+        **judge_test(test, after, screen),
         "misclassified_auroc": calibration.auroc(
             -after.max(axis=1)[after.argmax(axis=1) != labels],
             -after.max(axis=1)[after.argmax(axis=1) == labels],
@@ -66,18 +70,80 @@ def calibrate(
     }
 
 
-def fit_screen(validation: dict, temperature: float, threshold: float, budget: float):
+def judge_test(test: dict, calibrated, screen: screening.Screen) -> dict:
+    """The statuses of the test digits: counts, the share not_a_digit, the share the shape
+    check sends to review."""
+    judged = screening.judge(test["measured"], calibrated.max(axis=1), screen)
+    status = judged["status"].numpy()
+    unusual = judged["reasons"].numpy() & (1 << screening.REASONS.index("unusual_shape")) > 0
+    return {
+        "test_statuses": {
+            name: int((status == code).sum()) for code, name in enumerate(screening.STATUSES)
+        },
+        "test_not_a_digit_share": float((status == screening.NOT_A_DIGIT).mean()),
+        "test_unusual_shape_share": float(unusual.mean()),
+    }
+
+
+def add_shape_check_options(parser) -> None:
+    defaults = shape_check.ShapeCheckConfig()
+    parser.add_argument(
+        "--shape-check-epochs",
+        type=int,
+        default=defaults.epochs,
+        help="epochs of the shape check, a small network telling digits from letters, "
+        "symbols and scribbles (model/shape_check.py); 0: none",
+    )
+    parser.add_argument(
+        "--shape-check-outliers",
+        type=int,
+        default=defaults.max_outliers,
+        help="not-a-digit images it trains on (at most half the training digits)",
+    )
+    parser.add_argument(
+        "--shape-review-share",
+        type=float,
+        default=0.02,
+        help="share of validation digits whose shape check score sends them to review "
+        "(unusual_shape): the least digit-like ones",
+    )
+
+
+def fit_screen(validation, temperature, threshold, budget, shape_weights=None, review=0.0):
     """model.screening's limits from the validation digits (see screening.fit)."""
     confidence = calibration.scale(validation["probabilities"], temperature).max(axis=1)
-    return screening.fit(validation["measured"], confidence, temperature, threshold, budget)
+    measured = validation["measured"]
+    return screening.fit(
+        measured, confidence, temperature, threshold, budget, shape_weights, review
+    )
 
 
-def measure(split: dict) -> dict:
+def train_shape_check(train_pixels, config: shape_check.ShapeCheckConfig) -> dict | None:
+    """The shape check (model.shape_check) trained on the training digits, uint8 [n, 28, 28],
+    against model.outliers' images (as many as half of them, at most config.max_outliers;
+    the overlays are made from the first 5,000); None with config.epochs 0."""
+    if config.epochs <= 0 or not len(train_pixels):
+        return None
+    count = min(config.max_outliers, len(train_pixels) // 2)
+    not_digits = outliers.pool(train_pixels[:5000], count, config.seed)
+    return shape_check.train(train_pixels, not_digits, config)
+
+
+def measure(split: dict, shape_weights: dict | None = None) -> dict:
     """Adds the input checks' measurements of a split's images (model.screening.features)."""
     pixels = (split["images"] * schema.PIXEL_MAX).round().astype("uint8")
     split["pixels"] = pixels
-    split["measured"] = {k: v.numpy() for k, v in screening.features(pixels).items()}
+    measured = screening.features(pixels, shape_weights)
+    split["measured"] = {k: v.numpy() for k, v in measured.items()}
     return split
+
+
+def for_people(screen: dict) -> dict:
+    """The screen as evaluation.json shows it: the shape check's weights stay in
+    calibration.json."""
+    weights = screen.get("shape_check") or {}
+    summary = {"architecture": weights["architecture"]} if weights else {}
+    return {**screen, "shape_check": summary}
 
 
 def save(model_dir: str, model_id: str | None, result: dict) -> None:
@@ -153,6 +219,8 @@ accepts {test["accepted_share"]:.2%} of the digits with {test["errors"]} errors
 
 Input checks (fitted to flag at most {result["screen"]["fitted"]["budget"]:.1%} of the
 validation digits): on test they flag {result["test_not_a_digit_share"]:.2%} of the digits as
-`not_a_digit`. Calibrated confidence tells misclassified from correct test digits with AUROC
-{result["misclassified_auroc"]:.4f}.
+`not_a_digit`, and the shape check finds {result["test_unusual_shape_share"]:.2%} of them
+unusual enough for review; {result["test_statuses"]["accepted"]} of the test digits are
+`accepted` with every check. Calibrated confidence tells misclassified from correct test
+digits with AUROC {result["misclassified_auroc"]:.4f}.
 """

@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from common import files, schema  # noqa: E402
 from jobs import calibration_report, gate_report, robustness_report  # noqa: E402
 from jobs.scoring import images  # noqa: E402
-from model import calibration, data, drift, export, screening, serving  # noqa: E402
+from model import calibration, data, drift, export, screening, serving, shape_check  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -205,9 +205,9 @@ def _limits_text(per_class: dict) -> str:
     return (
         "- Trained on centred, size-normalised, white-on-black handwritten digits. Other images\n"
         "  must go through the same MNIST-style normalisation (the SavedModel's `predict_encoded`\n"
-        "  and `digits score` do it); photos, several digits in one image, letters or symbols get\n"
-        "  a digit anyway, often with high confidence: check `confidence`, do not trust it"
-        " blindly.\n"
+        "  and `digits score` do it). Photos, several digits in one image, letters or symbols\n"
+        "  still get a digit, often with high raw confidence: use `status`, whose input checks\n"
+        "  and shape check catch most of them (Robustness, below), not `confidence`.\n"
         f"- Weakest class here: {worst} (F1 {per_class[worst]['f1']:.4f}).\n"
         "- MNIST writers are American Census Bureau employees and high-school students; other\n"
         "  handwriting styles (e.g. continental 1s and 7s) are under-represented."
@@ -239,6 +239,7 @@ def parse_args(argv):
         default=0.01,
         help="largest share of validation digits the input checks may call not_a_digit",
     )
+    calibration_report.add_shape_check_options(parser)
     parser.add_argument(
         "--suite-size",
         type=int,
@@ -264,11 +265,14 @@ def run(argv: list[str] | None = None) -> dict:
     with data.local_dataset(args.data) as dataset:
         test = predict_split(model, dataset.path, verify=not dataset.verified)
         validation = predict_split(model, dataset.path, "validation", verify=False)
+        train_pixels = None
+        if args.shape_check_epochs > 0:
+            train_pixels = train_digits(dataset.path, verify=not dataset.verified)
         baseline = None
         if gate_report.baseline_exists(args.baseline):  # the promoted model, same images
             baseline = predict_split(serving.load_model(args.baseline), dataset.path, verify=False)
     results = classification_metrics(test["labels"], test["probabilities"])
-    results["calibration"] = calibrate(args, model, training, validation, test)
+    results["calibration"] = calibrate(args, model, validation, test, train_pixels)
     predictor = serving.Predictor(args.model)  # the scorer's, with the new calibration
     results["robustness"] = robustness_report.evaluate(
         predictor, test, args.suite_size, args.suite_per_kind, args.suite_seed
@@ -312,18 +316,37 @@ def write_reference(model_dir: str, predictor, test: dict) -> None:
     )
 
 
-def calibrate(args, model, training: dict, validation: dict, test: dict) -> dict:
-    """Fits the calibration and input checks on validation, checks them on test, saves
-    calibration.json and exports the SavedModel again with them."""
+def calibrate(args, model, validation: dict, test: dict, train_pixels) -> dict:
+    """Trains the shape check, fits the calibration and input checks on validation, checks
+    them on test, saves calibration.json and exports the SavedModel again with them."""
+    config = shape_check.ShapeCheckConfig(
+        epochs=args.shape_check_epochs, max_outliers=args.shape_check_outliers
+    )
+    weights = calibration_report.train_shape_check(train_pixels, config)
     for split in (validation, test):
-        calibration_report.measure(split)
+        calibration_report.measure(split, weights)
     result = calibration_report.calibrate(
-        validation, test, args.target_error, args.not_a_digit_budget, args.threshold_rule
+        validation,
+        test,
+        args.target_error,
+        args.not_a_digit_budget,
+        args.threshold_rule,
+        weights,
+        args.shape_review_share,
     )
     # the identifier of the file as it is now (metrics.json names the one training wrote)
     calibration_report.save(args.model, serving.model_id(serving.keras_path(args.model)), result)
     export.replace_saved_model(model, args.model, screening.Screen.from_dict(result["screen"]))
-    return result
+    return {**result, "screen": calibration_report.for_people(result["screen"])}
+
+
+def train_digits(data_dir: str, verify: bool = True) -> np.ndarray:
+    """The training split's images, uint8 [n, 28, 28] (for the shape check)."""
+    batches = data.records(data_dir, "train", 1024, verify=verify)
+    images = [batch[schema.IMAGE_KEY].numpy()[..., 0] for batch in batches]
+    if not images:
+        return np.zeros((0, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH), np.uint8)
+    return (np.concatenate(images) * schema.PIXEL_MAX).round().astype(np.uint8)
 
 
 def write_report(args, model, training: dict, results: dict, test: dict, manifest: dict):

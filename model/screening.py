@@ -20,11 +20,14 @@ limits fitted by `digits evaluate` on the validation digits (`fit`, below):
 - `smudged`: the share of visible pixels that are only half-inked (smudges, blur, shadows);
 - `too_wide`: the inked box is wider for its height than digits are (the normalisation
   keeps the aspect ratio): two digits written touching, a word, a dash;
+- `odd_shape`: the shape check (model.shape_check, a small network trained on digits
+  against letters, symbols and scribbles) finds it less like a digit than digits are;
 - `unlike_a_digit`: the model's calibrated confidence is below what almost every digit gets.
 
 Any of those makes the input `not_a_digit`. Otherwise a calibrated confidence below the
 review threshold (chosen for a target error among accepted predictions) gives `review`
-with reason `low_confidence`, else `accepted`.
+with reason `low_confidence`, and a shape check score above what all but a small share of
+digits get (`review_shape`) `review` with reason `unusual_shape`; else `accepted`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import tensorflow as tf
+
+from model import shape_check
 
 STATUSES = ("accepted", "review", "not_a_digit")
 ACCEPTED, REVIEW, NOT_A_DIGIT = range(3)
@@ -44,10 +49,12 @@ REASONS = (
     "rough",
     "smudged",
     "too_wide",
+    "odd_shape",
     "unlike_a_digit",
     "low_confidence",
+    "unusual_shape",
 )
-FEATURES = ("peak", "ink", "second_blob", "roughness", "half_ink", "aspect")
+FEATURES = ("peak", "ink", "second_blob", "roughness", "half_ink", "aspect", "shape")
 BLANK_PEAK = 0.25  # the brightest pixel, as a share of full ink, below which nothing is drawn
 _INK = 0.5
 _VISIBLE = 0.1
@@ -66,6 +73,9 @@ class Screen:
     max_roughness: float = 4.0
     max_half_ink: float = 1.0
     max_aspect: float = 1e9  # width / height of the inked box; none for screens fitted before it
+    max_shape: float = 1.0  # the shape check's score (0-1) above it: not_a_digit; 1.0: never
+    review_shape: float = 1.0  # above it: review (unusual_shape); 1.0: never
+    shape_check: dict = field(default_factory=dict)  # its weights (model.shape_check); {}: none
     fitted: dict = field(default_factory=dict)  # how the limits were chosen (for people)
 
     @classmethod
@@ -104,8 +114,9 @@ def _extent(lines: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.where(tf.reduce_any(lines > 0, axis=1), last - first + 1, 0), tf.float32)
 
 
-def features(pixels: tf.Tensor) -> dict:
-    """uint8 [n, 28, 28] -> the checks' measurements, float32 [n] each (FEATURES)."""
+def features(pixels: tf.Tensor, shape_weights: dict | None = None) -> dict:
+    """uint8 [n, 28, 28] -> the checks' measurements, float32 [n] each (FEATURES); `shape`
+    is 0 without the shape check's weights."""
     x = tf.cast(pixels, tf.float32) / 255.0
     lit = x >= _INK
     lit_f = tf.cast(lit, tf.float32)
@@ -114,8 +125,9 @@ def features(pixels: tf.Tensor) -> dict:
     edges += tf.reduce_sum(tf.abs(lit_f[:, :, 1:] - lit_f[:, :, :-1]), axis=[1, 2])
     visible = tf.reduce_sum(tf.cast(x >= _VISIBLE, tf.float32), axis=[1, 2])
     half = tf.reduce_sum(tf.cast((x >= _VISIBLE) & (x < _INK), tf.float32), axis=[1, 2])
+    peak = tf.reduce_max(x, axis=[1, 2])
     return {
-        "peak": tf.reduce_max(x, axis=[1, 2]),
+        "peak": peak,
         "ink": tf.reduce_mean(lit_f, axis=[1, 2]),
         "second_blob": _split_share(lit),
         "roughness": tf.math.divide_no_nan(edges, lit_count),
@@ -123,6 +135,7 @@ def features(pixels: tf.Tensor) -> dict:
         "aspect": tf.math.divide_no_nan(
             _extent(tf.reduce_any(lit, axis=1)), _extent(tf.reduce_any(lit, axis=2))
         ),
+        "shape": shape_check.score(pixels, shape_weights) if shape_weights else tf.zeros_like(peak),
     }
 
 
@@ -146,14 +159,17 @@ def judge(measured: dict, confidence, screen: Screen) -> dict:
         _over(m["roughness"], screen.max_roughness),
         _over(m["half_ink"], screen.max_half_ink),
         _over(m["aspect"], screen.max_aspect),
+        _over(m["shape"], screen.max_shape),
         _over(screen.digit_floor, confidence),
     ]
     score = tf.reduce_max(tf.stack(ratios, axis=1), axis=1)
-    failed = tf.stack([r > 1.0 for r in ratios] + [confidence < screen.threshold], axis=1)
+    unsure = confidence < screen.threshold
+    unusual = m["shape"] > screen.review_shape
+    failed = tf.stack([r > 1.0 for r in ratios] + [unsure, unusual], axis=1)
     bits = tf.constant([1 << i for i in range(len(REASONS))], tf.int32)
     reasons = tf.reduce_sum(tf.where(failed, bits, 0), axis=1)
     not_a_digit = score > 1.0
-    review = confidence < screen.threshold
+    review = unsure | unusual
     status = tf.where(not_a_digit, NOT_A_DIGIT, tf.where(review, REVIEW, ACCEPTED))
     return {"status": tf.cast(status, tf.int32), "reasons": reasons, "not_a_digit_score": score}
 
@@ -168,7 +184,7 @@ def assess(probabilities, pixels, screen: Screen) -> dict:
     """Probabilities [n, 10] and the pixels the model saw -> digit, confidence (raw and
     calibrated), status, reason bits, not-a-digit score, and the checks' measurements."""
     probabilities = tf.convert_to_tensor(probabilities, tf.float32)
-    measured = features(tf.convert_to_tensor(pixels, tf.uint8))
+    measured = features(tf.convert_to_tensor(pixels, tf.uint8), screen.shape_check)
     confidence = tf.reduce_max(calibrate(probabilities, screen.temperature), axis=-1)
     return {
         "digit": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
@@ -200,12 +216,19 @@ def fit(
     temperature: float,
     threshold: float,
     budget: float = 0.01,
+    shape_weights: dict | None = None,
+    shape_review_share: float = 0.0,
 ) -> Screen:
     """Input limits from the measurements of held-out digits (validation): every limit cuts
     the same tail share q of the digits, with q the largest that flags at most `budget` of
-    them in all (found by bisection)."""
+    them in all (found by bisection). `measured["shape"]` is the score of the shape check
+    with `shape_weights` (none without them); its review limit cuts the top
+    `shape_review_share` of the digits."""
     values = {name: np.asarray(measured[name], np.float64) for name in FEATURES}
     confidence = np.asarray(calibrated_confidence, np.float64)
+    review_shape = 1.0
+    if shape_weights and shape_review_share > 0:
+        review_shape = float(np.quantile(values["shape"], 1 - shape_review_share))
 
     def limits(q: float) -> Screen:
         return Screen(
@@ -217,6 +240,9 @@ def fit(
             max_roughness=float(np.quantile(values["roughness"], 1 - q)),
             max_half_ink=float(np.quantile(values["half_ink"], 1 - q)),
             max_aspect=float(np.quantile(values["aspect"], 1 - q)),
+            max_shape=float(np.quantile(values["shape"], 1 - q)) if shape_weights else 1.0,
+            shape_check=shape_weights or {},
+            review_shape=review_shape,
         )
 
     def flagged(screen: Screen) -> float:
@@ -228,5 +254,6 @@ def fit(
         middle = (low + high) / 2
         low, high = (middle, high) if flagged(limits(middle)) <= budget else (low, middle)
     screen = limits(low)
-    fitted = {"budget": budget, "tail_share": low, "digits": len(confidence)}
+    fitted = {"budget": budget, "tail_share": low, "digits": len(confidence),
+              "shape_review_share": shape_review_share if shape_weights else 0.0}  # fmt: skip
     return replace(screen, fitted={**fitted, "flagged_share": flagged(screen)})

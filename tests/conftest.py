@@ -185,6 +185,8 @@ def tiny_model(tmp_path_factory, tiny_dataset) -> Path:
 # default needs about 3,000 error-free ones under the bound rule, which a one-epoch model
 # reaches only in some runs.
 TEST_TARGET = ("--target-error", "0.005")
+# A shape check trained in seconds on the full MNIST (the defaults take a few minutes).
+TEST_SHAPE = ("--shape-check-epochs", "2", "--shape-check-outliers", "3000")
 # Floors a briefly trained model passes: the gate's defaults are for the full recipes.
 TEST_GATE = ("--min-accuracy", "0", "--min-class-recall", "0", "--max-ece", "1",
              "--min-corruption-accuracy", "0")  # fmt: skip
@@ -203,6 +205,7 @@ def evaluated(
             *("--output", str(model.parent / "report")),
             *("--suite-size", str(suite_size), "--suite-per-kind", str(per_kind)),
             *TEST_TARGET,
+            *TEST_SHAPE,
             *gate,
         ]
     )

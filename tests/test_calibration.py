@@ -12,7 +12,7 @@ import pytest
 from common import files, schema
 from jobs import evaluate
 from model import calibration, data, screening, serving
-from tests.conftest import TEST_GATE, TEST_TARGET
+from tests.conftest import TEST_GATE, TEST_SHAPE, TEST_TARGET
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_evaluate_writes_calibration_for_this_exact_model(mnist_model, mnist_dat
     (model / schema.CALIBRATION_FILE).unlink()
     results = evaluate.run(
         ["--data", str(mnist_dataset), "--model", str(model), "--output", str(tmp_path)]
-        + list(TEST_TARGET)
+        + [*TEST_TARGET, *TEST_SHAPE]
     )
     saved = files.read_json(str(model / schema.CALIBRATION_FILE))
     assert saved["model_id"] == serving.model_id(serving.keras_path(str(model)))
@@ -101,6 +101,11 @@ def test_evaluate_writes_calibration_for_this_exact_model(mnist_model, mnist_dat
     )
     chosen = section["validation_at_threshold"]
     assert saved["threshold_rule"] == section["threshold_rule"] == "bound"  # the default
+    # the shape check's weights are in calibration.json (the scorer's), not in the report
+    assert 0 < saved["max_shape"] < 1 and len(saved["shape_check"]["layers"]) == 5
+    assert section["screen"]["shape_check"] == {
+        "architecture": saved["shape_check"]["architecture"]
+    }
     assert calibration.binomial_upper_bound(chosen["errors"], chosen["accepted"]) <= 0.005
     assert (tmp_path / "reliability.png").stat().st_size > 10_000
     assert "## Calibration and the review threshold" in (tmp_path / "report.md").read_text()

@@ -64,6 +64,17 @@ def test_statuses_and_reasons_follow_the_limits():
     assert names["reasons"].numpy()[1] == b"low_confidence"
 
 
+def test_the_shape_check_sends_unusual_shapes_to_review_and_odd_ones_out():
+    screen = screening.Screen(threshold=0.9, max_shape=0.9, review_shape=0.5)
+    measured = {k: v.numpy() for k, v in screening.features(np.stack([stroke()] * 3)).items()}
+    measured["shape"] = np.array([0.1, 0.6, 0.95], np.float32)  # the check's scores
+    out = screening.judge(measured, np.full(3, 0.99, np.float32), screen)
+    status = [screening.STATUSES[s] for s in out["status"].numpy()]
+    reasons = [screening.reason_names(int(r)) for r in out["reasons"].numpy()]
+    assert status == ["accepted", "review", "not_a_digit"]
+    assert reasons == [[], ["unusual_shape"], ["odd_shape", "unusual_shape"]]
+
+
 def test_calibrated_confidence_is_temperature_scaling():
     probabilities = np.random.default_rng(1).dirichlet(np.ones(10) * 0.3, size=50)
     tf_scaled = screening.calibrate(probabilities.astype(np.float32), 1.7).numpy()
@@ -80,13 +91,21 @@ def test_fitted_limits_flag_at_most_the_budget_of_the_digits_they_were_fitted_on
         "roughness": rng.uniform(0.5, 2.0, n),
         "half_ink": rng.uniform(0.1, 0.4, n),
         "aspect": rng.uniform(0.2, 1.4, n),
+        "shape": rng.beta(0.5, 5, n),  # the shape check's scores (its weights are not used)
     }
     confidence = rng.uniform(0.5, 1.0, n)
     for budget in (0.005, 0.02):
-        screen = screening.fit(measured, confidence, 1.0, 0.99, budget)
+        screen = screening.fit(measured, confidence, 1.0, 0.99, budget, {"layers": []})
         flagged = screening.judge(measured, confidence, screen)["status"].numpy() == 2
         assert budget / 2 < flagged.mean() <= budget
         assert screen.fitted["flagged_share"] == pytest.approx(flagged.mean())
+        assert screen.max_shape < 1.0 and screen.shape_check == {"layers": []}
+        assert screen.review_shape == 1.0  # no review share asked for
+    reviewed = screening.fit(measured, confidence, 1.0, 0.99, 0.01, {"layers": []}, 0.03)
+    unusual = measured["shape"] > reviewed.review_shape
+    assert 0.025 < unusual.mean() <= 0.03 and reviewed.review_shape < reviewed.max_shape
+    without = screening.fit(measured, confidence, 1.0, 0.99, 0.01)
+    assert without.max_shape == 1.0 and without.shape_check == {}  # no shape check: no limit
 
 
 def test_auroc_by_ranks():

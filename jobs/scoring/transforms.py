@@ -71,25 +71,36 @@ class ScoredBatch:
         """Per input (or only those whose status is in `statuses`): key, digit, confidence,
         probabilities, the screen's fields (or None): calibrated confidence, status name,
         reason names; and the input's SHA-256."""
-        digits = self.probabilities.argmax(axis=1)
-        confidence = self.probabilities.max(axis=1)
+        digits = self.probabilities.argmax(axis=1).tolist()
+        confidence = self.probabilities.max(axis=1).tolist()
         chosen = range(len(self.keys))
         if statuses is not None:
             if self.screened is None:
                 return
             codes = [STATUSES.index(name) for name in statuses]
             chosen = np.flatnonzero(np.isin(self.screened["status"], codes)).tolist()
+        screens = self._screens()
         for i in chosen:
-            key = self.keys[i]
-            screen = None
-            if self.screened is not None:
-                screen = (
-                    float(self.screened["calibrated_confidence"][i]),
-                    STATUSES[int(self.screened["status"][i])],
-                    reason_names(int(self.screened["reasons"][i])),
-                )
             digest = self.digests[i] if self.digests is not None else None
-            yield key, int(digits[i]), float(confidence[i]), self.probabilities[i], screen, digest
+            screen = screens[i] if screens is not None else None
+            yield self.keys[i], digits[i], confidence[i], self.probabilities[i], screen, digest
+
+    def _screens(self) -> list | None:
+        """Per input: (calibrated confidence, status name, reason names), made per batch
+        (Python numbers once, each distinct reason set named once)."""
+        if self.screened is None:
+            return None
+        reasons = self.screened["reasons"].tolist()
+        names = {bits: reason_names(bits) for bits in set(reasons)}
+        return [
+            (conf, STATUSES[status], names[bits])
+            for conf, status, bits in zip(
+                self.screened["calibrated_confidence"].tolist(),
+                self.screened["status"].tolist(),
+                reasons,
+                strict=True,
+            )
+        ]
 
 
 def error_record(key: str, stage: str, error: str) -> dict:

@@ -1,0 +1,45 @@
+"""The shape check (model/shape_check.py): its TensorFlow-ops forward pass is the Keras
+network it was trained as, and trained briefly it already tells digits from the
+not-a-digit images it has not seen."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from model import calibration, outliers, screening, shape_check
+from pipeline import idx
+
+
+def test_score_is_the_trained_networks_sigmoid_after_a_trip_through_json():
+    import keras
+
+    keras.utils.set_random_seed(4)
+    network = shape_check.network()
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 28, 28)).astype(np.uint8)
+    weights = json.loads(json.dumps(shape_check.encode(network)))  # as calibration.json holds it
+    expected = keras.ops.sigmoid(network(pixels[..., None] / 255.0))[:, 0]
+    np.testing.assert_allclose(shape_check.score(pixels, weights), expected, atol=1e-5)
+    assert len(weights["layers"]) == len(shape_check.FILTERS) + 2
+
+
+def test_briefly_trained_it_scores_unseen_outliers_above_unseen_digits(mnist_dir):
+    images = idx.parse_images(
+        "train", idx.read_bytes(str(mnist_dir / "train-images-idx3-ubyte.gz"))
+    )
+    digits, held_out_digits = images[:3000], images[50_000:51_000]
+    not_digits = outliers.pool(digits, 1600, seed=0)
+    config = shape_check.ShapeCheckConfig(epochs=4)
+    weights = shape_check.train(digits, not_digits[:1200], config)
+    digit_scores = shape_check.score(held_out_digits, weights).numpy()
+    outlier_scores = shape_check.score(not_digits[1200:], weights).numpy()
+    assert calibration.auroc(outlier_scores, digit_scores) > 0.9
+    # and the screen, its limits fitted on digits, gives them the reason odd_shape
+    measured = {k: v.numpy() for k, v in screening.features(held_out_digits, weights).items()}
+    screen = screening.fit(measured, np.ones(len(held_out_digits)), 1.0, 0.5, 0.02, weights)
+    judged = screening.assess(
+        np.eye(10)[np.zeros(400, int)], not_digits[1200:], screen
+    )  # a classifier sure of every one: only the input checks speak
+    odd = (judged["reasons"].numpy() & (1 << screening.REASONS.index("odd_shape"))) > 0
+    assert odd.mean() > 10 * 0.02  # ten times the share of digits all checks may flag
