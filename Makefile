@@ -55,7 +55,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 test: lint airflow-env
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q --durations=15 tests
 
 # About 55 minutes on a 2-core machine, most of it the strong model's three seeds.
 bench: setup

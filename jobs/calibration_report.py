@@ -110,12 +110,11 @@ def add_shape_check_options(parser) -> None:
 
 
 def fit_screen(validation, temperature, threshold, budget, shape_weights=None, review=0.0):
-    """model.screening's limits from the validation digits (see screening.fit)."""
+    """model.screening's limits from the validation digits (see screening.fit); `review`:
+    the share of them the shape check sends to review."""
     confidence = calibration.scale(validation["probabilities"], temperature).max(axis=1)
-    measured = validation["measured"]
-    return screening.fit(
-        measured, confidence, temperature, threshold, budget, shape_weights, review
-    )
+    limits = (temperature, threshold, budget, shape_weights, review)
+    return screening.fit(validation["measured"], confidence, *limits)
 
 
 def train_shape_check(train_pixels, config: shape_check.ShapeCheckConfig) -> dict | None:
