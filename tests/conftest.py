@@ -186,7 +186,7 @@ def tiny_model(tmp_path_factory, tiny_dataset) -> Path:
 # reaches only in some runs.
 TEST_TARGET = ("--target-error", "0.005")
 # A shape check trained in seconds on the full MNIST (the defaults take a few minutes).
-TEST_SHAPE = ("--shape-check-epochs", "2", "--shape-check-outliers", "3000")
+TEST_SHAPE = ("--shape-check-epochs", "1", "--shape-check-outliers", "1500")
 # Floors a briefly trained model passes: the gate's defaults are for the full recipes.
 TEST_GATE = ("--min-accuracy", "0", "--min-class-recall", "0", "--max-ece", "1",
              "--min-corruption-accuracy", "0")  # fmt: skip

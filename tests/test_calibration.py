@@ -87,7 +87,7 @@ def test_evaluate_writes_calibration_for_this_exact_model(mnist_model, mnist_dat
     (model / schema.CALIBRATION_FILE).unlink()
     results = evaluate.run(
         ["--data", str(mnist_dataset), "--model", str(model), "--output", str(tmp_path)]
-        + [*TEST_TARGET, *TEST_SHAPE]
+        + [*TEST_TARGET, *TEST_SHAPE, "--suite-size", "300", "--suite-per-kind", "30"]
     )
     saved = files.read_json(str(model / schema.CALIBRATION_FILE))
     assert saved["model_id"] == serving.model_id(serving.keras_path(str(model)))
