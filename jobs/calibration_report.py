@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from common import files, schema  # noqa: E402
-from model import calibration, outliers, screening, shape_check  # noqa: E402
+from model import calibration, data, outliers, screening, shape_check  # noqa: E402
 
 COVERAGE_THRESHOLDS = (0.5, 0.9, 0.95, 0.99, 0.995, 0.999)
 RULES = {
@@ -130,7 +130,7 @@ def train_shape_check(train_pixels, config: shape_check.ShapeCheckConfig) -> dic
 
 def measure(split: dict, shape_weights: dict | None = None) -> dict:
     """Adds the input checks' measurements of a split's images (model.screening.features)."""
-    pixels = (split["images"] * schema.PIXEL_MAX).round().astype("uint8")
+    pixels = data.to_pixels(split["images"])
     split["pixels"] = pixels
     measured = screening.features(pixels, shape_weights)
     split["measured"] = {k: v.numpy() for k, v in measured.items()}

@@ -267,7 +267,7 @@ def run(argv: list[str] | None = None) -> dict:
         validation = predict_split(model, dataset.path, "validation", verify=False)
         train_pixels = None
         if args.shape_check_epochs > 0:
-            train_pixels = train_digits(dataset.path, verify=not dataset.verified)
+            train_pixels = data.split_pixels(dataset.path, "train", verify=not dataset.verified)
         baseline = None
         if gate_report.baseline_exists(args.baseline):  # the promoted model, same images
             baseline = predict_split(serving.load_model(args.baseline), dataset.path, verify=False)
@@ -338,15 +338,6 @@ def calibrate(args, model, validation: dict, test: dict, train_pixels) -> dict:
     calibration_report.save(args.model, serving.model_id(serving.keras_path(args.model)), result)
     export.replace_saved_model(model, args.model, screening.Screen.from_dict(result["screen"]))
     return {**result, "screen": calibration_report.for_people(result["screen"])}
-
-
-def train_digits(data_dir: str, verify: bool = True) -> np.ndarray:
-    """The training split's images, uint8 [n, 28, 28] (for the shape check)."""
-    batches = data.records(data_dir, "train", 1024, verify=verify)
-    images = [batch[schema.IMAGE_KEY].numpy()[..., 0] for batch in batches]
-    if not images:
-        return np.zeros((0, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH), np.uint8)
-    return (np.concatenate(images) * schema.PIXEL_MAX).round().astype(np.uint8)
 
 
 def write_report(args, model, training: dict, results: dict, test: dict, manifest: dict):

@@ -27,7 +27,6 @@ import warnings
 from dataclasses import asdict, dataclass
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from common import files, schema
@@ -258,9 +257,7 @@ def outlier_pool(config: TrainConfig, dataset: data.LocalDataset):
     if config.outlier_share <= 0:
         return None
     n_train = data.split_size(dataset.manifest, "train")
-    batches = data.records(dataset.path, "train", 5000, manifest=dataset.manifest, verify=False)
-    first = next(iter(batches))[schema.IMAGE_KEY].numpy()[..., 0]
-    digits = np.round(first * schema.PIXEL_MAX).astype(np.uint8)
+    digits = data.split_pixels(dataset.path, "train", 5000, manifest=dataset.manifest, verify=False)
     return outliers.pool(digits, max(1, round(n_train * config.outlier_share)), config.seed)
 
 

@@ -25,6 +25,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 
 from common import files, schema
@@ -135,6 +136,35 @@ def records(
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     return dataset.map(schema.parse_examples, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def to_pixels(images) -> np.ndarray:
+    """Parsed images (float32 in [0, 1], [n, 28, 28] or [n, 28, 28, 1]) -> the pixels the
+    scorer sees, uint8 [n, 28, 28]."""
+    images = np.asarray(images)
+    if images.ndim == 4:
+        images = images[..., 0]
+    return np.round(images * schema.PIXEL_MAX).astype(np.uint8)
+
+
+def split_pixels(
+    data_dir: str,
+    split: str,
+    limit: int | None = None,
+    *,
+    manifest: dict | None = None,
+    verify: bool = True,
+) -> np.ndarray:
+    """A split's images as uint8 [n, 28, 28] in record order; with `limit`, only the first."""
+    chunks, count = [], 0
+    for batch in records(data_dir, split, limit or 1024, manifest=manifest, verify=verify):
+        chunks.append(to_pixels(batch[schema.IMAGE_KEY].numpy()))
+        count += len(chunks[-1])
+        if limit and count >= limit:
+            break
+    if not chunks:
+        return np.zeros((0, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH), np.uint8)
+    return np.concatenate(chunks)[:limit]
 
 
 def _negative_batches(negatives, per_batch: int, seed: int) -> tf.data.Dataset:

@@ -128,8 +128,7 @@ def test_evaluate_warns_when_no_threshold_meets_the_target(
     assert "the scorer will send every digit to review" in err
     # And it does: even predictions whose float32 confidence is exactly 1.0.
     test = evaluate.predict_split(serving.load_model(str(model)), str(tiny_dataset), "test")
-    pixels = (test["images"] * schema.PIXEL_MAX).round().astype("uint8")
-    statuses = serving.Predictor(str(model)).predict(pixels)["status"]
+    statuses = serving.Predictor(str(model)).predict(data.to_pixels(test["images"]))["status"]
     assert len(statuses) and not np.any(statuses == screening.ACCEPTED)
     assert "none meets it, so every digit goes to review" in (tmp_path / "r/report.md").read_text()
 
