@@ -11,7 +11,8 @@ colour, and TFRecord shards in the project's schema (names containing `.tfrecord
 
     (driver) list the inputs once: fingerprint, batch lists of image paths
     work items >> SpreadInputs >> ReadInputs >> Predict >> FormatPredictions >> WritePredictions
-    Predict >> FormatReview >> WriteReview (inputs whose status is review or not_a_digit)
+    FormatPredictions >> WriteReview (the same lines, for inputs whose status is review or
+        not_a_digit)
     (every stage's rejects) >> WriteErrors
     (scored batches and rejects) >> Summarise, ReportProgress (a log line every 30 s)
 
@@ -237,13 +238,9 @@ def build(
     lines = predicted.scored | "FormatPredictions" >> FormatPredictions(
         model_id, config.format, run_id=run_id
     )
-    write_text(lines, files.join(staging, "predictions"), "." + config.format, config.format)
-    review = predicted.scored | "FormatReview" >> FormatPredictions(
-        model_id, config.format, only=("review", "not_a_digit"), run_id=run_id
-    )
-    write_text(
-        review, files.join(staging, "review"), "." + config.format, config.format, "WriteReview"
-    )
+    suffix = "." + config.format
+    write_text(lines.predictions, files.join(staging, "predictions"), suffix, config.format)
+    write_text(lines.review, files.join(staging, "review"), suffix, config.format, "WriteReview")
     errors = (read.errors, predicted.errors) | "AllErrors" >> beam.Flatten()
     as_json = errors | "ErrorsToJson" >> beam.Map(json.dumps, ensure_ascii=False)
     write_text(as_json, files.join(staging, "errors"), ".jsonl", "jsonl", label="WriteErrors")

@@ -32,6 +32,7 @@ digits get (`review_shape`) `review` with reason `unusual_shape`; else `accepted
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -56,8 +57,10 @@ REASONS = (
 )
 FEATURES = ("peak", "ink", "second_blob", "roughness", "half_ink", "aspect", "shape")
 BLANK_PEAK = 0.25  # the brightest pixel, as a share of full ink, below which nothing is drawn
-_INK = 0.5
-_VISIBLE = 0.1
+_INK = 0.5  # a pixel at or above this share of full ink is inked
+_VISIBLE = 0.1  # ... at or above this share, visible
+LIT = math.ceil(_INK * 255)  # the same on uint8 pixels: p >= LIT exactly when p / 255 >= _INK
+SEEN = math.ceil(_VISIBLE * 255)  # p >= SEEN exactly when p / 255 >= _VISIBLE
 _LOG_FLOOR = 1e-12
 
 
@@ -89,16 +92,14 @@ class Screen:
         return asdict(self)
 
 
-def _split_share(lit: tf.Tensor) -> tf.Tensor:
+def _split_share(rows: tf.Tensor, columns: tf.Tensor, total: tf.Tensor) -> tf.Tensor:
     """The ink's best split by an empty row or column: the smaller side's share of the lit
-    pixels of [n, 28, 28] (0 when no empty line separates ink). Two digits side by side,
-    or a digit and a blot beside it, split about evenly; one connected digit does not
-    split at all. Cheap: row and column profiles, no labelling of components."""
-    lit = tf.cast(lit, tf.float32)
-    total = tf.reduce_sum(lit, axis=[1, 2])
+    pixels (0 when no empty line separates ink), from the lit pixels per row and per column
+    [n, 28] and in all [n]. Two digits side by side, or a digit and a blot beside it, split
+    about evenly; one connected digit does not split at all. Cheap: row and column
+    profiles, no labelling of components."""
     best = tf.zeros_like(total)
-    for axis in (1, 2):
-        profile = tf.reduce_sum(lit, axis=3 - axis)  # [n, 28]: ink per row, then per column
+    for profile in (rows, columns):
         before = tf.cumsum(profile, axis=1)
         smaller = tf.minimum(before, total[:, None] - before)
         split = tf.reduce_max(tf.where(profile == 0, smaller, 0.0), axis=1)
@@ -106,35 +107,42 @@ def _split_share(lit: tf.Tensor) -> tf.Tensor:
     return tf.math.divide_no_nan(best, total)
 
 
-def _extent(lines: tf.Tensor) -> tf.Tensor:
-    """[n, 28] bool (a row or column has ink) -> from the first to the last inked line."""
-    lines = tf.cast(lines, tf.int32)
+def _extent(profile: tf.Tensor) -> tf.Tensor:
+    """Lit pixels per row (or column) [n, 28] -> from the first to the last inked line."""
+    lines = tf.cast(profile > 0, tf.int32)
     first = tf.argmax(lines, axis=1, output_type=tf.int32)
     last = tf.shape(lines)[1] - 1 - tf.argmax(lines[:, ::-1], axis=1, output_type=tf.int32)
     return tf.cast(tf.where(tf.reduce_any(lines > 0, axis=1), last - first + 1, 0), tf.float32)
 
 
+def _count(mask: tf.Tensor, axis) -> tf.Tensor:
+    """True pixels of a bool mask, summed over `axis`, as float32 (exact: counts < 2**24)."""
+    return tf.cast(tf.reduce_sum(tf.cast(mask, tf.int32), axis=axis), tf.float32)
+
+
 def features(pixels: tf.Tensor, shape_weights: dict | None = None) -> dict:
     """uint8 [n, 28, 28] -> the checks' measurements, float32 [n] each (FEATURES); `shape`
-    is 0 without the shape check's weights."""
-    x = tf.cast(pixels, tf.float32) / 255.0
-    lit = x >= _INK
-    lit_f = tf.cast(lit, tf.float32)
-    lit_count = tf.reduce_sum(lit_f, axis=[1, 2])
-    edges = tf.reduce_sum(tf.abs(lit_f[:, 1:, :] - lit_f[:, :-1, :]), axis=[1, 2])
-    edges += tf.reduce_sum(tf.abs(lit_f[:, :, 1:] - lit_f[:, :, :-1]), axis=[1, 2])
-    visible = tf.reduce_sum(tf.cast(x >= _VISIBLE, tf.float32), axis=[1, 2])
-    half = tf.reduce_sum(tf.cast((x >= _VISIBLE) & (x < _INK), tf.float32), axis=[1, 2])
-    peak = tf.reduce_max(x, axis=[1, 2])
+    is 0 without the shape check's weights. The pixel tests run on the uint8 values
+    (LIT, SEEN: the same pixels as x / 255 >= _INK, _VISIBLE) and counts are integers, so
+    few passes over the images: this runs on every input the scorer sees."""
+    pixels = tf.convert_to_tensor(pixels, tf.uint8)
+    lit = pixels >= LIT
+    lit_int = tf.cast(lit, tf.int32)
+    rows = tf.cast(tf.reduce_sum(lit_int, axis=2), tf.float32)  # [n, 28]: ink per row
+    columns = tf.cast(tf.reduce_sum(lit_int, axis=1), tf.float32)
+    lit_count = tf.reduce_sum(rows, axis=1)
+    edges = _count(lit[:, 1:, :] != lit[:, :-1, :], [1, 2])
+    edges += _count(lit[:, :, 1:] != lit[:, :, :-1], [1, 2])
+    visible = _count(pixels >= SEEN, [1, 2])
+    peak = tf.cast(tf.reduce_max(pixels, axis=[1, 2]), tf.float32) / 255.0
+    area = tf.cast(tf.shape(pixels)[1] * tf.shape(pixels)[2], tf.float32)
     return {
         "peak": peak,
-        "ink": tf.reduce_mean(lit_f, axis=[1, 2]),
-        "second_blob": _split_share(lit),
+        "ink": lit_count / area,
+        "second_blob": _split_share(rows, columns, lit_count),
         "roughness": tf.math.divide_no_nan(edges, lit_count),
-        "half_ink": tf.math.divide_no_nan(half, visible),
-        "aspect": tf.math.divide_no_nan(
-            _extent(tf.reduce_any(lit, axis=1)), _extent(tf.reduce_any(lit, axis=2))
-        ),
+        "half_ink": tf.math.divide_no_nan(visible - lit_count, visible),
+        "aspect": tf.math.divide_no_nan(_extent(columns), _extent(rows)),
         "shape": shape_check.score(pixels, shape_weights) if shape_weights else tf.zeros_like(peak),
     }
 
@@ -145,39 +153,60 @@ def calibrate(probabilities: tf.Tensor, temperature: float) -> tf.Tensor:
     return tf.nn.softmax(logits, axis=-1)
 
 
+# The not-a-digit checks in the order of REASONS: the measurement (FEATURES, or the
+# calibrated confidence), and whether a value below its limit (rather than above) fails.
+_CHECKS = (
+    ("peak", True),  # blank
+    ("ink", True),  # too_little_ink
+    ("ink", False),  # too_much_ink
+    ("second_blob", False),  # several_blobs
+    ("roughness", False),  # rough
+    ("half_ink", False),  # smudged
+    ("aspect", False),  # too_wide
+    ("shape", False),  # odd_shape
+    ("confidence", True),  # unlike_a_digit
+)
+
+
+def _limits(screen: Screen) -> list[float]:
+    """The limit of each of _CHECKS."""
+    return [
+        BLANK_PEAK,
+        screen.ink[0],
+        screen.ink[1],
+        screen.max_second_blob,
+        screen.max_roughness,
+        screen.max_half_ink,
+        screen.max_aspect,
+        screen.max_shape,
+        screen.digit_floor,
+    ]
+
+
 def judge(measured: dict, confidence, screen: Screen) -> dict:
     """The checks on measurements (`features`) and calibrated confidences [n] -> `reasons`
     (bits), `status`, and `not_a_digit_score`: the largest of each check's measurement
-    over its limit, so above 1 exactly when a not-a-digit check fails."""
+    over its limit (limit over measurement, for the checks that fail below it), so above
+    1 exactly when a not-a-digit check fails. All checks at once, as [n, checks] arrays."""
     confidence = tf.convert_to_tensor(confidence, tf.float32)
     m = {name: tf.convert_to_tensor(measured[name], tf.float32) for name in FEATURES}
-    ratios = [
-        _over(BLANK_PEAK, m["peak"]),
-        _over(screen.ink[0], m["ink"]),
-        _over(m["ink"], screen.ink[1]),
-        _over(m["second_blob"], screen.max_second_blob),
-        _over(m["roughness"], screen.max_roughness),
-        _over(m["half_ink"], screen.max_half_ink),
-        _over(m["aspect"], screen.max_aspect),
-        _over(m["shape"], screen.max_shape),
-        _over(screen.digit_floor, confidence),
-    ]
-    score = tf.reduce_max(tf.stack(ratios, axis=1), axis=1)
+    m["confidence"] = confidence
+    values = tf.stack([m[name] for name, _ in _CHECKS], axis=1)
+    limits = tf.constant(_limits(screen), tf.float32)
+    below = tf.constant([fails_below for _, fails_below in _CHECKS])
+    ratios = tf.where(  # kept finite where a limit (or a measurement) is 0
+        below, limits / tf.maximum(values, 1e-6), values / tf.maximum(limits, 1e-6)
+    )
+    score = tf.reduce_max(ratios, axis=1)
     unsure = confidence < screen.threshold
     unusual = m["shape"] > screen.review_shape
-    failed = tf.stack([r > 1.0 for r in ratios] + [unsure, unusual], axis=1)
+    failed = tf.concat([ratios > 1.0, tf.stack([unsure, unusual], axis=1)], axis=1)
     bits = tf.constant([1 << i for i in range(len(REASONS))], tf.int32)
     reasons = tf.reduce_sum(tf.where(failed, bits, 0), axis=1)
     not_a_digit = score > 1.0
     review = unsure | unusual
     status = tf.where(not_a_digit, NOT_A_DIGIT, tf.where(review, REVIEW, ACCEPTED))
     return {"status": tf.cast(status, tf.int32), "reasons": reasons, "not_a_digit_score": score}
-
-
-def _over(value, limit):
-    """value / limit, with limits of 0 (nothing allowed) kept finite."""
-    value = tf.cast(value, tf.float32)
-    return value / tf.maximum(tf.cast(limit, tf.float32), 1e-6)
 
 
 def assess(probabilities, pixels, screen: Screen) -> dict:

@@ -190,8 +190,12 @@ def _scored(keys, digits):
 
 def test_format_predictions_as_json_lines():
     with TestPipeline() as p:
-        lines = p | beam.Create([_scored(["x.png", "ü.png"], [3, 8])]) | FormatPredictions(MODEL_ID)
-        rows = lines | beam.FlatMap(lambda text: [json.loads(line) for line in text.split("\n")])
+        formatted = (
+            p | beam.Create([_scored(["x.png", "ü.png"], [3, 8])]) | FormatPredictions(MODEL_ID)
+        )
+        rows = formatted.predictions | beam.FlatMap(
+            lambda text: [json.loads(line) for line in text.split("\n")]
+        )
         assert_that(
             rows,
             equal_to(
@@ -211,9 +215,12 @@ def test_format_predictions_as_json_lines():
 
 def test_format_predictions_as_csv_rows_matching_the_header():
     with TestPipeline() as p:
-        lines = p | beam.Create([_scored(["a,b.png"], [5])]) | FormatPredictions(MODEL_ID, "csv")
+        formatted = (
+            p | beam.Create([_scored(["a,b.png"], [5])]) | FormatPredictions(MODEL_ID, "csv")
+        )
+        assert_that(formatted.review, equal_to([]), label="NoReviewUnscreened")
         assert_that(
-            lines,
+            formatted.predictions,
             equal_to(
                 [
                     '"a,b.png",5,0.910000,'
@@ -251,8 +258,10 @@ def test_statuses_go_into_records_csv_and_the_review_file():
     )
     with TestPipeline() as p:
         batches = p | beam.Create([batch, _screened(["d"], [4], [0], [0])])
-        review = batches | "Review" >> FormatPredictions(MODEL_ID, only=("review", "not_a_digit"))
-        records = review | beam.Map(lambda t: [json.loads(line) for line in t.split("\n")])
+        formatted = batches | "Json" >> FormatPredictions(MODEL_ID)
+        records = formatted.review | beam.Map(
+            lambda t: [json.loads(line) for line in t.split("\n")]
+        )
         assert_that(
             records | beam.Map(lambda rs: [(r["key"], r["status"], r["reasons"]) for r in rs]),
             equal_to(
@@ -267,7 +276,13 @@ def test_statuses_go_into_records_csv_and_the_review_file():
         )
         csv_rows = batches | "Csv" >> FormatPredictions(MODEL_ID, "csv")
         assert_that(
-            csv_rows | beam.FlatMap(lambda t: [line.split(",")[14:17] for line in t.split("\n")]),
+            csv_rows.review | beam.Map(lambda t: [line.split(",")[0] for line in t.split("\n")]),
+            equal_to([["b", "c"]]),
+            label="CsvReview",
+        )
+        assert_that(
+            csv_rows.predictions
+            | beam.FlatMap(lambda t: [line.split(",")[14:17] for line in t.split("\n")]),
             equal_to(
                 [
                     ["0.500000", "accepted", ""],

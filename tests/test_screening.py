@@ -149,3 +149,14 @@ def test_scans_are_jpeg_pages_larger_than_the_digit():
     for data in suites.scan(digits(5), seed=0):
         page = images.decode(data)
         assert data[:2] == b"\xff\xd8" and page.shape[2] == 3 and min(page.shape[:2]) >= 84
+
+
+def test_uint8_pixel_tests_match_the_shares_of_full_ink():
+    pixels = np.arange(256)
+    assert ((pixels >= screening.LIT) == (pixels / 255 >= 0.5)).all()
+    assert ((pixels >= screening.SEEN) == (pixels / 255 >= 0.1)).all()
+    grey = np.zeros((1, 28, 28), np.uint8)
+    grey[0, 10:20, 10:20] = 127  # visible, just below half ink: smudge, not stroke
+    grey[0, 10:20, 20] = 128
+    m = {k: v.numpy() for k, v in screening.features(grey).items()}
+    assert m["ink"][0] == pytest.approx(10 / 784) and m["half_ink"][0] == pytest.approx(100 / 110)

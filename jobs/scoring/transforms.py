@@ -2,7 +2,8 @@
 
     work items (batch lists, TFRecord shards) >> SpreadInputs >> ReadInputs >> Predict
     ReadInputs = ReadBatchLists >> ReadFiles >> DecodeImages | ReadRecords, in one step
-    Predict >> FormatPredictions, and >> FormatReview (what is not accepted)
+    Predict >> FormatPredictions: the predictions, and the review file (what is not
+    accepted), from records formatted once
     (every stage's rejects, `errors`) ──────────────────────┐
     (Predict's scored batches) ───────────────────────────> Summarise, ReportProgress
 
@@ -42,6 +43,8 @@ from model import drift
 from model.screening import REASONS, STATUSES, reason_names
 
 ERRORS = "errors"
+REVIEW = "review"  # FormatPredictions' output for the review file
+REVIEW_STATUSES = ("review", "not_a_digit")  # what a person should look at
 CONFIDENCE_BINS = 10
 SCREEN_FIELDS = ("calibrated_confidence", "status", "reasons")
 LINEAGE_FIELDS = ("input_sha256", "run_id")
@@ -67,23 +70,23 @@ class ScoredBatch:
     digests: list[str] | None = None
     facts: np.ndarray | None = None
 
-    def rows(self, statuses=None):
-        """Per input (or only those whose status is in `statuses`): key, digit, confidence,
-        probabilities, the screen's fields (or None): calibrated confidence, status name,
-        reason names; and the input's SHA-256."""
+    def rows(self):
+        """Per input: key, digit, confidence, probabilities, the screen's fields (or None):
+        calibrated confidence, status name, reason names; and the input's SHA-256."""
         digits = self.probabilities.argmax(axis=1).tolist()
         confidence = self.probabilities.max(axis=1).tolist()
-        chosen = range(len(self.keys))
-        if statuses is not None:
-            if self.screened is None:
-                return
-            codes = [STATUSES.index(name) for name in statuses]
-            chosen = np.flatnonzero(np.isin(self.screened["status"], codes)).tolist()
         screens = self._screens()
-        for i in chosen:
+        for i, key in enumerate(self.keys):
             digest = self.digests[i] if self.digests is not None else None
             screen = screens[i] if screens is not None else None
-            yield self.keys[i], digits[i], confidence[i], self.probabilities[i], screen, digest
+            yield key, digits[i], confidence[i], self.probabilities[i], screen, digest
+
+    def positions(self, statuses) -> list[int]:
+        """The inputs whose status is one of `statuses` (none without a screen)."""
+        if self.screened is None:
+            return []
+        codes = [STATUSES.index(name) for name in statuses]
+        return np.flatnonzero(np.isin(self.screened["status"], codes)).tolist()
 
     def _screens(self) -> list | None:
         """Per input: (calibrated confidence, status name, reason names), made per batch
@@ -363,22 +366,23 @@ class Predict(beam.PTransform):
 
 
 def format_predictions(
-    batch: ScoredBatch, model_id: str, output_format: str, only=None, run_id: str = ""
-) -> str:
-    """A batch's predictions as lines of JSON (or CSV), joined: one sink write per batch.
-    `only`: the statuses to keep (the review file keeps what is not accepted)."""
-    rows = list(batch.rows(only))
+    batch: ScoredBatch, model_id: str, output_format: str, run_id: str = ""
+) -> list[str]:
+    """A batch's predictions as lines of JSON (or CSV rows), one per input."""
     if output_format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        for key, digit, conf, probs, screen, digest in rows:
-            screened = [f"{screen[0]:.6f}", screen[1], ";".join(screen[2])] if screen else [""] * 3
-            writer.writerow(
-                [key, digit, f"{conf:.6f}", *[f"{p:.6f}" for p in probs], model_id, *screened]
-                + [digest or "", run_id]
-            )
-        return buffer.getvalue().rstrip("\n")
-    return "\n".join(json.dumps(_record(row, model_id, run_id), ensure_ascii=False) for row in rows)
+        return [_csv_line(row, model_id, run_id) for row in batch.rows()]
+    return [json.dumps(_record(row, model_id, run_id), ensure_ascii=False) for row in batch.rows()]
+
+
+def _csv_line(row, model_id: str, run_id: str) -> str:
+    key, digit, conf, probs, screen, digest = row
+    screened = [f"{screen[0]:.6f}", screen[1], ";".join(screen[2])] if screen else [""] * 3
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(
+        [key, digit, f"{conf:.6f}", *[f"{p:.6f}" for p in probs], model_id, *screened]
+        + [digest or "", run_id]
+    )
+    return buffer.getvalue()
 
 
 def _record(row, model_id: str, run_id: str) -> dict:
@@ -400,21 +404,31 @@ def _record(row, model_id: str, run_id: str) -> dict:
     return record
 
 
-class FormatPredictions(beam.PTransform):
-    """ScoredBatches -> one text element per batch: JSON lines, or CSV rows (no header).
-    With `only` (a set of statuses), only those inputs, and no element for a batch without.
-    Every record names the model and, given, the run."""
+class _FormatFn(beam.DoFn):
+    def __init__(self, model_id: str, output_format: str, run_id: str):
+        self.model_id, self.output_format, self.run_id = model_id, output_format, run_id
 
-    def __init__(self, model_id: str, output_format: str = "jsonl", only=None, run_id=""):
+    def process(self, batch: ScoredBatch):
+        lines = format_predictions(batch, self.model_id, self.output_format, self.run_id)
+        yield "\n".join(lines)
+        if review := batch.positions(REVIEW_STATUSES):
+            yield beam.pvalue.TaggedOutput(REVIEW, "\n".join(lines[i] for i in review))
+
+
+class FormatPredictions(beam.PTransform):
+    """ScoredBatches -> one text element per batch (`predictions`: JSON lines, or CSV rows
+    without the header) and, from the same lines, one per batch with any input to look at
+    (`review`: status review or not_a_digit). Every record names the model and, given,
+    the run."""
+
+    def __init__(self, model_id: str, output_format: str = "jsonl", run_id: str = ""):
         super().__init__()
         self.model_id, self.output_format, self.run_id = model_id, output_format, run_id
-        self.only = frozenset(only) if only else None
 
     def expand(self, scored):
-        text = scored | "ToText" >> beam.Map(
-            format_predictions, self.model_id, self.output_format, self.only, self.run_id
-        )
-        return text | "NotEmpty" >> beam.Filter(bool) if self.only else text
+        return scored | "ToText" >> beam.ParDo(
+            _FormatFn(self.model_id, self.output_format, self.run_id)
+        ).with_outputs(REVIEW, main="predictions")
 
 
 def empty_stats() -> dict:
