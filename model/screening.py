@@ -92,27 +92,27 @@ class Screen:
         return asdict(self)
 
 
-def _split_share(rows: tf.Tensor, columns: tf.Tensor, total: tf.Tensor) -> tf.Tensor:
+def _split_share(profiles: tf.Tensor, total: tf.Tensor) -> tf.Tensor:
     """The ink's best split by an empty row or column: the smaller side's share of the lit
     pixels (0 when no empty line separates ink), from the lit pixels per row and per column
-    [n, 28] and in all [n]. Two digits side by side, or a digit and a blot beside it, split
-    about evenly; one connected digit does not split at all. Cheap: row and column
+    [n, 2, 28] and in all [n]. Two digits side by side, or a digit and a blot beside it,
+    split about evenly; one connected digit does not split at all. Cheap: row and column
     profiles, no labelling of components."""
-    best = tf.zeros_like(total)
-    for profile in (rows, columns):
-        before = tf.cumsum(profile, axis=1)
-        smaller = tf.minimum(before, total[:, None] - before)
-        split = tf.reduce_max(tf.where(profile == 0, smaller, 0.0), axis=1)
-        best = tf.maximum(best, split)
+    before = tf.cumsum(profiles, axis=2)
+    smaller = tf.minimum(before, total[:, None, None] - before)
+    best = tf.reduce_max(tf.where(profiles == 0, smaller, 0.0), axis=[1, 2])
     return tf.math.divide_no_nan(best, total)
 
 
-def _extent(profile: tf.Tensor) -> tf.Tensor:
-    """Lit pixels per row (or column) [n, 28] -> from the first to the last inked line."""
-    lines = tf.cast(profile > 0, tf.int32)
-    first = tf.argmax(lines, axis=1, output_type=tf.int32)
-    last = tf.shape(lines)[1] - 1 - tf.argmax(lines[:, ::-1], axis=1, output_type=tf.int32)
-    return tf.cast(tf.where(tf.reduce_any(lines > 0, axis=1), last - first + 1, 0), tf.float32)
+def _extents(profiles: tf.Tensor) -> tf.Tensor:
+    """Lit pixels per row and per column [n, 2, 28] -> [n, 2]: from the first to the last
+    inked row, and column (0 without ink)."""
+    size = profiles.shape[-1]
+    positions = tf.range(size)
+    inked = profiles > 0
+    first = tf.reduce_min(tf.where(inked, positions, size), axis=2)
+    last = tf.reduce_max(tf.where(inked, positions, -1), axis=2)
+    return tf.cast(tf.maximum(last - first + 1, 0), tf.float32)
 
 
 def _count(mask: tf.Tensor, axis) -> tf.Tensor:
@@ -122,27 +122,27 @@ def _count(mask: tf.Tensor, axis) -> tf.Tensor:
 
 def features(pixels: tf.Tensor, shape_weights: dict | None = None) -> dict:
     """uint8 [n, 28, 28] -> the checks' measurements, float32 [n] each (FEATURES); `shape`
-    is 0 without the shape check's weights. The pixel tests run on the uint8 values
-    (LIT, SEEN: the same pixels as x / 255 >= _INK, _VISIBLE) and counts are integers, so
-    few passes over the images: this runs on every input the scorer sees."""
+    is 0 without the shape check's weights. This runs on every input the scorer sees, so
+    it takes few passes over the pixels and few ops: the pixel tests run on the uint8
+    values (LIT, SEEN), counts are integers, rows and columns go together."""
     pixels = tf.convert_to_tensor(pixels, tf.uint8)
     lit = pixels >= LIT
     lit_int = tf.cast(lit, tf.int32)
-    rows = tf.cast(tf.reduce_sum(lit_int, axis=2), tf.float32)  # [n, 28]: ink per row
-    columns = tf.cast(tf.reduce_sum(lit_int, axis=1), tf.float32)
-    lit_count = tf.reduce_sum(rows, axis=1)
+    profiles = tf.stack([tf.reduce_sum(lit_int, axis=2), tf.reduce_sum(lit_int, axis=1)], 1)
+    profiles = tf.cast(profiles, tf.float32)  # [n, 2, 28]: lit pixels per row, per column
+    lit_count = tf.reduce_sum(profiles[:, 0], axis=1)
     edges = _count(lit[:, 1:, :] != lit[:, :-1, :], [1, 2])
     edges += _count(lit[:, :, 1:] != lit[:, :, :-1], [1, 2])
     visible = _count(pixels >= SEEN, [1, 2])
     peak = tf.cast(tf.reduce_max(pixels, axis=[1, 2]), tf.float32) / 255.0
-    area = tf.cast(tf.shape(pixels)[1] * tf.shape(pixels)[2], tf.float32)
+    extents = _extents(profiles)  # [n, 2]: height, width of the inked box
     return {
         "peak": peak,
-        "ink": lit_count / area,
-        "second_blob": _split_share(rows, columns, lit_count),
+        "ink": lit_count / float(pixels.shape[1] * pixels.shape[2]),
+        "second_blob": _split_share(profiles, lit_count),
         "roughness": tf.math.divide_no_nan(edges, lit_count),
         "half_ink": tf.math.divide_no_nan(visible - lit_count, visible),
-        "aspect": tf.math.divide_no_nan(_extent(columns), _extent(rows)),
+        "aspect": tf.math.divide_no_nan(extents[:, 1], extents[:, 0]),
         "shape": shape_check.score(pixels, shape_weights) if shape_weights else tf.zeros_like(peak),
     }
 

@@ -164,7 +164,8 @@ class Predictor:
                 **screening.assess(probabilities, pixels, screen),
             }
 
-        self._predict = tf.function(predict, input_signature=[spec])
+        # Plain TensorFlow ops, no Python control flow to convert: autograph off traces faster.
+        self._predict = tf.function(predict, input_signature=[spec], autograph=False)
 
     def predict(self, pixels: np.ndarray) -> dict:
         return {k: v.numpy() for k, v in self._predict(tf.constant(pixels, tf.uint8)).items()}
