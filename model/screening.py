@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import tensorflow as tf
 
+from common import schema
 from model import shape_check
 
 STATUSES = ("accepted", "review", "not_a_digit")
@@ -62,6 +63,7 @@ _VISIBLE = 0.1  # ... at or above this share, visible
 LIT = math.ceil(_INK * 255)  # the same on uint8 pixels: p >= LIT exactly when p / 255 >= _INK
 SEEN = math.ceil(_VISIBLE * 255)  # p >= SEEN exactly when p / 255 >= _VISIBLE
 _LOG_FLOOR = 1e-12
+IMAGE_SHAPE = (schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH)  # what the checks measure
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def features(pixels: tf.Tensor, shape_weights: dict | None = None) -> dict:
     is 0 without the shape check's weights. This runs on every input the scorer sees, so
     it takes few passes over the pixels and few ops: the pixel tests run on the uint8
     values (LIT, SEEN), counts are integers, rows and columns go together."""
-    pixels = tf.convert_to_tensor(pixels, tf.uint8)
+    pixels = tf.ensure_shape(tf.convert_to_tensor(pixels, tf.uint8), [None, *IMAGE_SHAPE])
     lit = pixels >= LIT
     lit_int = tf.cast(lit, tf.int32)
     profiles = tf.stack([tf.reduce_sum(lit_int, axis=2), tf.reduce_sum(lit_int, axis=1)], 1)
@@ -138,7 +140,7 @@ def features(pixels: tf.Tensor, shape_weights: dict | None = None) -> dict:
     extents = _extents(profiles)  # [n, 2]: height, width of the inked box
     return {
         "peak": peak,
-        "ink": lit_count / float(pixels.shape[1] * pixels.shape[2]),
+        "ink": lit_count / float(math.prod(IMAGE_SHAPE)),
         "second_blob": _split_share(profiles, lit_count),
         "roughness": tf.math.divide_no_nan(edges, lit_count),
         "half_ink": tf.math.divide_no_nan(visible - lit_count, visible),
@@ -153,34 +155,21 @@ def calibrate(probabilities: tf.Tensor, temperature: float) -> tf.Tensor:
     return tf.nn.softmax(logits, axis=-1)
 
 
-# The not-a-digit checks in the order of REASONS: the measurement (FEATURES, or the
-# calibrated confidence), and whether a value below its limit (rather than above) fails.
-_CHECKS = (
-    ("peak", True),  # blank
-    ("ink", True),  # too_little_ink
-    ("ink", False),  # too_much_ink
-    ("second_blob", False),  # several_blobs
-    ("roughness", False),  # rough
-    ("half_ink", False),  # smudged
-    ("aspect", False),  # too_wide
-    ("shape", False),  # odd_shape
-    ("confidence", True),  # unlike_a_digit
-)
-
-
-def _limits(screen: Screen) -> list[float]:
-    """The limit of each of _CHECKS."""
-    return [
-        BLANK_PEAK,
-        screen.ink[0],
-        screen.ink[1],
-        screen.max_second_blob,
-        screen.max_roughness,
-        screen.max_half_ink,
-        screen.max_aspect,
-        screen.max_shape,
-        screen.digit_floor,
-    ]
+def _checks(screen: Screen) -> tuple:
+    """The not-a-digit checks, in the order of REASONS: the reason, the measurement
+    (FEATURES, or the calibrated confidence), whether a value below the limit fails
+    (rather than above it), and the limit."""
+    return (
+        ("blank", "peak", True, BLANK_PEAK),
+        ("too_little_ink", "ink", True, screen.ink[0]),
+        ("too_much_ink", "ink", False, screen.ink[1]),
+        ("several_blobs", "second_blob", False, screen.max_second_blob),
+        ("rough", "roughness", False, screen.max_roughness),
+        ("smudged", "half_ink", False, screen.max_half_ink),
+        ("too_wide", "aspect", False, screen.max_aspect),
+        ("odd_shape", "shape", False, screen.max_shape),
+        ("unlike_a_digit", "confidence", True, screen.digit_floor),
+    )
 
 
 def judge(measured: dict, confidence, screen: Screen) -> dict:
@@ -191,9 +180,11 @@ def judge(measured: dict, confidence, screen: Screen) -> dict:
     confidence = tf.convert_to_tensor(confidence, tf.float32)
     m = {name: tf.convert_to_tensor(measured[name], tf.float32) for name in FEATURES}
     m["confidence"] = confidence
-    values = tf.stack([m[name] for name, _ in _CHECKS], axis=1)
-    limits = tf.constant(_limits(screen), tf.float32)
-    below = tf.constant([fails_below for _, fails_below in _CHECKS])
+    checked, names, fails_below, limits = zip(*_checks(screen), strict=True)
+    assert checked == REASONS[: len(checked)], checked  # a reason's bit is its place
+    values = tf.stack([m[name] for name in names], axis=1)
+    limits = tf.constant(limits, tf.float32)
+    below = tf.constant(fails_below)
     ratios = tf.where(  # kept finite where a limit (or a measurement) is 0
         below, limits / tf.maximum(values, 1e-6), values / tf.maximum(limits, 1e-6)
     )
