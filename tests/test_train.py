@@ -74,6 +74,21 @@ def test_outlier_pool_has_every_kind_drawn_and_is_seeded(tiny_dataset):
     assert not np.array_equal(pool, outliers.pool(digits, len(pool), seed=4))
 
 
+def test_outlier_images_are_normalised_in_order_as_scored_images_are():
+    from model import outliers
+    from model.digit_image import normalise_digit
+
+    rng = np.random.default_rng(0)
+    images = []
+    for size in rng.choice([44, 60, 112], 300):
+        image = np.zeros((size, size), np.uint8)
+        top, left = rng.integers(0, size // 2, 2)
+        image[top : top + size // 3, left : left + rng.integers(2, size // 2)] = 255
+        images.append(image)
+    expected = np.stack([normalise_digit(image[..., None]).numpy() for image in images])
+    np.testing.assert_array_equal(outliers._normalised(images), expected)
+
+
 def _train_digits(dataset_dir) -> np.ndarray:
     first = next(iter(data.records(str(dataset_dir), "train", 5000, verify=False)))
     return np.round(first[schema.IMAGE_KEY].numpy()[..., 0] * 255).astype(np.uint8)
