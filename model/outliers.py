@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+from common import schema
+
 KINDS = ("stroke_soup", "overlay", "hand_letter", "curve")
 _CANVAS = 112
 
@@ -202,7 +204,7 @@ def _normalised(images: list[np.ndarray]) -> np.ndarray:
     from model.digit_image import normalise_digit
 
     if not images:
-        return np.zeros((0, 28, 28), np.uint8)
+        return np.zeros((0, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH), np.uint8)
     spec = tf.TensorSpec([None, None, 1], tf.uint8)
     made = tf.data.Dataset.from_generator(
         lambda: (i[..., None] for i in images), output_signature=spec
