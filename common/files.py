@@ -15,12 +15,14 @@ once instead of retrying the metadata server for half a minute.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -188,11 +190,42 @@ def delete_tree(directory: str) -> None:
     delete_all([join(directory, name) for name in list_tree(directory)])
 
 
+class StorageUnreachable(ValueError):
+    """A bucket did not answer in time (no network, or credentials that never resolve)."""
+
+
+def reach_timeout() -> float:
+    """Seconds to wait for a bucket's first answer: DIGITS_STORAGE_TIMEOUT, default 60."""
+    return float(os.environ.get("DIGITS_STORAGE_TIMEOUT", "60"))
+
+
 def check_reachable(directory: str) -> None:
     """Lists `directory` once (nothing for local paths), so that a missing bucket, a missing
-    permission or missing credentials stop a job before it starts (see storage_problem)."""
-    if not is_local(directory):
-        match(join(directory, "*"))
+    permission or missing credentials stop a job before it starts (see storage_problem),
+    and a bucket that cannot be reached stops it within reach_timeout() seconds instead of
+    the client libraries' minutes of retries."""
+    if is_local(directory):
+        return
+    outcome: dict = {}
+
+    def listing():
+        try:
+            match(join(directory, "*"))
+        except Exception as error:  # noqa: BLE001 - handed to the caller below
+            outcome["error"] = error
+        outcome["done"] = True
+
+    worker = threading.Thread(target=listing, daemon=True)  # left behind on a time-out
+    worker.start()
+    worker.join(reach_timeout())
+    if "error" in outcome:
+        raise outcome["error"]
+    if "done" not in outcome:
+        raise StorageUnreachable(
+            f"{directory}: no answer from Google Cloud Storage in {reach_timeout():.0f} s. "
+            "Check the network (and a proxy), and that credentials resolve: `gcloud auth "
+            "application-default print-access-token` (DIGITS_STORAGE_TIMEOUT sets the wait)."
+        )
 
 
 @contextlib.contextmanager
@@ -211,9 +244,27 @@ def local_copy(path: str):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+_LOCAL_PROBLEMS = {
+    errno.ENOTDIR: "a file where a folder should be; give a folder path",
+    errno.EEXIST: "a file where a folder should be; give a folder path",
+    errno.EISDIR: "a folder where a file should be",
+    errno.EACCES: "permission denied; give a folder this user can write, or fix its rights",
+    errno.EPERM: "permission denied; give a folder this user can write, or fix its rights",
+    errno.EROFS: "a read-only file system; give a folder on a writable disk",
+    errno.ENOSPC: "the disk is full; free some space or give a folder on another disk",
+    errno.EDQUOT: "the disk quota is exhausted; free some space or give another folder",
+}
+
+
 def storage_problem(error: BaseException) -> str | None:
-    """A sentence for a user when `error` is a cloud-storage failure (no bucket, no
-    permission, no credentials), naming the bucket and the fix; None for anything else."""
+    """A sentence for a user when `error` is a storage failure: on a local disk (not a
+    folder, read-only, no permission, disk full) naming the path, or on cloud storage (no
+    bucket, no permission, no credentials) naming the bucket; with the fix. None for
+    anything else."""
+    for cause in _causes(error):
+        if isinstance(cause, OSError) and cause.errno in _LOCAL_PROBLEMS:
+            where = cause.filename or "the output"
+            return f"{where}: {_LOCAL_PROBLEMS[cause.errno]} ({os.strerror(cause.errno)})"
     text = " ".join(_messages(error))
     bucket = re.search(r"/b/([^/?\s'\"]+)", text)
     where = f"gs://{bucket.group(1)}" if bucket else "Google Cloud Storage"
@@ -236,12 +287,17 @@ def storage_problem(error: BaseException) -> str | None:
     return None
 
 
-def _messages(error: BaseException):
+def _causes(error: BaseException):
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        yield f"{type(error).__name__}: {error}"
+        yield error
         error = error.__cause__ or error.__context__
+
+
+def _messages(error: BaseException):
+    for cause in _causes(error):
+        yield f"{type(cause).__name__}: {cause}"
 
 
 def utc_timestamp(seconds: float | None = None) -> str:

@@ -34,9 +34,11 @@ data manifest, blessing, code and library versions, calibration).
 The model must be blessed by `digits evaluate` for its current file (model/gate.py;
 --allow-unblessed overrides, recorded in the summary). drift.json compares tonight's
 input and output statistics with the model's reference and the trailing nights
-(jobs/scoring/drift_check.py). Exit status: 2 refused (bad options, an unblessed or
-uncalibrated model), 3 more than --max-error-rate of the inputs failed, 4 the drift alarm
-(unless --drift-alarm off); 3 and 4 only after everything is written.
+(jobs/scoring/drift_check.py). Exit status: 2 refused (an option it does not know, an
+--output holding files it did not write, an unblessed or uncalibrated model, a storage
+problem), 3 more than --max-error-rate of the inputs failed, 4 the drift alarm (unless
+--drift-alarm off), 75 another run is scoring the same partition; 3 and 4 only after
+everything is written. It only ever replaces its own outputs (jobs/scoring/partition.py).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from dataclasses import asdict, dataclass
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from common import files, schema
+from common import files, options, schema
 from common.startup import show_job_logs
 from jobs.scoring import drift_check, images, partition
 from jobs.scoring.inputs import InputList, list_inputs
@@ -72,6 +74,7 @@ from jobs.scoring.transforms import (
 
 EXIT_TOO_MANY_ERRORS = 3
 EXIT_DRIFT = 4
+EXIT_BUSY = 75  # another run is scoring this partition (the cron wrapper's lock says 75 too)
 STATS_FILE = "_stats.json"
 INPUT_LISTS = ".inputs"  # beside the staging folder: the driver's batch lists
 log = logging.getLogger("digits.score")
@@ -98,8 +101,8 @@ class ScoreConfig:
 
 
 def parse_args(argv) -> tuple[ScoreConfig, list[str]]:
-    """The job's options (a checked ScoreConfig) and the rest, which are Beam's."""
-    args, beam_args = _parser().parse_known_args(argv)
+    """The job's options (a checked ScoreConfig) and the rest, which must be Beam's."""
+    args, beam_args = options.parse_job_and_beam(_parser(), argv)
     args.date = resolve_date(args.date)
     if not 0 <= args.max_error_rate <= 1:
         raise ValueError(f"--max-error-rate {args.max_error_rate}: must be between 0 and 1")
@@ -110,15 +113,22 @@ def parse_args(argv) -> tuple[ScoreConfig, list[str]]:
 
 
 def resolve_date(date: str | None) -> str | None:
-    """YYYY-MM-DD, checked; `today` / `yesterday` (UTC) for schedulers that cannot template."""
+    """YYYY-MM-DD exactly (a partition's name sorts as its date); `today` / `yesterday`
+    (UTC) for schedulers that cannot template."""
     if date in ("today", "yesterday"):
         day = time.time() - (86_400 if date == "yesterday" else 0)
-        date = time.strftime("%Y-%m-%d", time.gmtime(day))
-    if date:
-        try:
-            time.strptime(date, "%Y-%m-%d")
-        except ValueError:
-            raise ValueError(f"--date {date!r}: expected YYYY-MM-DD") from None
+        return time.strftime("%Y-%m-%d", time.gmtime(day))
+    if date is None:
+        return None
+    try:
+        parsed = time.strptime(date, "%Y-%m-%d")
+    except ValueError:
+        raise ValueError(
+            f"--date {date!r}: expected a date as YYYY-MM-DD (or today / yesterday)"
+        ) from None
+    written = time.strftime("%Y-%m-%d", parsed)
+    if written != date:
+        raise ValueError(f"--date {date!r}: write it as YYYY-MM-DD: --date {written}")
     return date
 
 
@@ -271,12 +281,20 @@ def run(argv: list[str] | None = None) -> int:
 
     show_job_logs()
     files.check_reachable(config.output)
-    # Refused here (exit 2), before any work: unblessed, changed since, or uncalibrated.
+    target = partition.partition_dir(config.output, config.date)
+    # Refused here (exit 2), before any work: a folder holding someone else's files, or a
+    # model unblessed, changed since, or uncalibrated.
+    partition.claim(config.output, target, bool(config.date))
     blessing = check_blessing(config.model, config.allow_unblessed)
     model_id = identifier(blessing["model_sha256"])
     screen = load_screen(config.model, model_id)
     run_id = new_run_id(config.date)
-    target = partition.partition_dir(config.output, config.date)
+    with partition.night_lock(config.output, target, run_id):  # NightBusy: exit 75
+        return score_night(config, beam_args, blessing, model_id, screen, run_id, target)
+
+
+def score_night(config, beam_args, blessing, model_id, screen, run_id, target) -> int:
+    """Holding the night's lock: list inputs -> skip if already scored -> score -> publish."""
     staging = partition.new_staging(config.output, target)
     try:
         started = time.time()
@@ -458,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ModelRefused) as error:
         print(f"digits score: error: {error}", file=sys.stderr)
         return 2
+    except partition.NightBusy as busy:
+        print(f"digits score: not started: {busy}", file=sys.stderr)
+        return EXIT_BUSY
     except Exception as error:  # a bucket that is missing or closed to us: say so, no trace
         if (problem := files.storage_problem(error)) is None:
             raise

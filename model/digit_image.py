@@ -204,6 +204,74 @@ def normalise_digit(image: tf.Tensor) -> tf.Tensor:
 
 
 def decode_and_normalise(encoded: tf.Tensor) -> tf.Tensor:
-    """PNG/JPEG/BMP bytes -> uint8 [28, 28] (the SavedModel's decoding; the job uses Pillow)."""
+    """PNG/JPEG/BMP bytes -> uint8 [28, 28], upright by the EXIF Orientation tag (the
+    SavedModel's decoding; the job decodes with Pillow and ImageOps.exif_transpose, and a
+    test holds the two equal for every orientation)."""
     image = tf.io.decode_image(encoded, channels=0, dtype=tf.uint8, expand_animations=False)
-    return normalise_digit(image)
+    return normalise_digit(upright(image, exif_orientation(encoded)))
+
+
+# --- EXIF orientation (phones and scanners store pixels rotated and say so). -------------
+
+_EXIF_SCAN = 65536  # JPEG keeps EXIF in an APP1 segment of at most 64 KiB near the start
+_MAX_IFD_ENTRIES = 64
+_ORIENTATION_TAG = 0x0112
+
+
+def _find(data: tf.Tensor, pattern: bytes) -> tf.Tensor:
+    """The first index of `pattern` in the int32 bytes `data` (padded), or -1."""
+    span = tf.shape(data)[0] - len(pattern)
+    hits = tf.reduce_all(
+        tf.stack([tf.equal(data[k : k + span], byte) for k, byte in enumerate(pattern)]), 0
+    )
+    return tf.cond(
+        tf.reduce_any(hits), lambda: tf.argmax(tf.cast(hits, tf.int32), output_type=tf.int32),
+        lambda: tf.constant(-1),
+    )  # fmt: skip
+
+
+def exif_orientation(encoded: tf.Tensor) -> tf.Tensor:
+    """The EXIF Orientation (1-8) of JPEG (APP1 `Exif`) or PNG (`eXIf` chunk) bytes; 1
+    when there is none or it cannot be read."""
+    head = tf.io.decode_raw(tf.strings.substr(encoded, 0, _EXIF_SCAN), tf.uint8)
+    data = tf.pad(tf.cast(head, tf.int32), [[0, 16 + 12 * _MAX_IFD_ENTRIES]])
+    size = tf.shape(head)[0]
+    jpeg = tf.logical_and(tf.equal(data[0], 0xFF), tf.equal(data[1], 0xD8))
+    png = tf.logical_and(tf.equal(data[0], 0x89), tf.equal(data[1], ord("P")))
+    tiff = tf.where(jpeg, _find(data, b"Exif\0\0") + 6, tf.where(png, _find(data, b"eXIf") + 4, -1))
+    little = tf.equal(data[tf.maximum(tiff, 0)], ord("I"))
+    last = tf.shape(data)[0] - 1
+
+    def number(offsets, width):  # unsigned integers of `width` bytes at each offset
+        at = tf.clip_by_value(offsets[..., None] + tf.range(width), 0, last)
+        weights = 256 ** tf.where(little, tf.range(width), tf.range(width - 1, -1, -1))
+        return tf.reduce_sum(tf.gather(data, at) * weights, axis=-1)
+
+    ifd = tiff + number(tiff + 4, 4)
+    count = number(ifd, 2)
+    entries = ifd + 2 + 12 * tf.range(_MAX_IFD_ENTRIES)
+    tags, values = number(entries, 2), number(entries + 8, 2)
+    wanted = tf.logical_and(tf.equal(tags, _ORIENTATION_TAG), tf.range(_MAX_IFD_ENTRIES) < count)
+    found = tf.boolean_mask(values, wanted)
+    readable = tf.logical_and(tiff >= 0, ifd + 2 + 12 * count <= size)
+    orientation = tf.cond(
+        tf.logical_and(readable, tf.size(found) > 0), lambda: found[0], lambda: tf.constant(1)
+    )
+    return tf.where(tf.logical_and(orientation >= 1, orientation <= 8), orientation, 1)
+
+
+def upright(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+    """[H, W, C] as a viewer shows it for an EXIF orientation (as Pillow's exif_transpose)."""
+    transpose = lambda: tf.transpose(image, [1, 0, 2])  # noqa: E731
+    branches = [
+        lambda: image,  # 0: not a valid tag, as 1
+        lambda: image,  # 1: upright
+        lambda: tf.image.flip_left_right(image),
+        lambda: tf.image.rot90(image, 2),
+        lambda: tf.image.flip_up_down(image),
+        transpose,  # 5
+        lambda: tf.image.rot90(image, 3),  # 6: turned 90 degrees clockwise to show
+        lambda: tf.image.rot90(transpose(), 2),  # 7: transverse
+        lambda: tf.image.rot90(image, 1),  # 8
+    ]
+    return tf.switch_case(orientation, branches)

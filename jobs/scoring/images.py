@@ -1,7 +1,8 @@
 """Turning an image file's bytes into MNIST pixels for the scoring job, or a clear reason why not.
 
 Decoding is Pillow's (PNG and JPEG only), with the pixel count checked from the header
-before anything is decoded, so a decompression bomb is refused without using memory.
+before anything is decoded, so a decompression bomb is refused without using memory, and
+the EXIF Orientation tag applied (phones and scanners store pixels rotated and say so).
 Normalisation is model.digit_image.normalise_digit, the very function inside the exported
 SavedModel; MNIST-shaped images (28x28, one channel, black border), which that
 function returns unchanged, skip the TensorFlow call here (`is_mnist_shaped` mirrors its
@@ -14,7 +15,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from common import schema
 
@@ -46,6 +47,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
                     f"of {max_pixels:,} (--max-pixels)",
                 )
             image.load()
+            image = ImageOps.exif_transpose(image)  # upright, as every viewer shows it
     except Rejected:
         raise
     except UnidentifiedImageError:
