@@ -41,22 +41,25 @@ def read_records(handle) -> Iterator[bytes]:
     if head == GZIP_MAGIC:
         handle = gzip.GzipFile(fileobj=_Prefixed(head, handle), mode="rb")
         head = b""
-    index = 0
+    index, offset = 0, 0
+    where = "byte {} of the uncompressed data" if head == b"" else "byte {}"
     while header := head + _read(handle, 12 - len(head)):
         head = b""
+        at = f"record {index} at {where.format(offset)}"
         if len(header) < 12:
-            raise TFRecordError(f"record {index}: truncated header")
+            raise TFRecordError(f"{at}: truncated header")
         length, crc = header[:8], header[8:]
         if _masked_crc(length) != crc:
-            raise TFRecordError(f"record {index}: corrupt length (checksum mismatch)")
+            raise TFRecordError(f"{at}: corrupt length (checksum mismatch)")
         (size,) = struct.unpack("<Q", length)
         data = _read(handle, size + 4)
         if len(data) != size + 4:
-            raise TFRecordError(f"record {index}: truncated data")
+            raise TFRecordError(f"{at}: truncated data")
         if _masked_crc(data[:-4]) != data[-4:]:
-            raise TFRecordError(f"record {index}: corrupt data (checksum mismatch)")
+            raise TFRecordError(f"{at}: corrupt data (checksum mismatch)")
         yield data[:-4]
         index += 1
+        offset += 12 + size + 4
 
 
 def _read(handle, size: int) -> bytes:

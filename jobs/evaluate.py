@@ -31,7 +31,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import files, schema  # noqa: E402
+from common import files, ownership, schema  # noqa: E402
 from jobs import calibration_report, gate_report, robustness_report  # noqa: E402
 from jobs.scoring import images  # noqa: E402
 from model import calibration, data, drift, export, screening, serving, shape_check  # noqa: E402
@@ -260,6 +260,10 @@ def run(argv: list[str] | None = None) -> dict:
     SavedModel again) -> robustness suites -> evaluation.json, pictures, model card."""
     args = parse_args(argv)
     files.check_reachable(args.output)
+    fix = "Write the report into a new or empty --output folder."
+    ownership.claim(args.output, ownership.REPORT, "digits evaluate", fix=fix)
+    fix = "Keep your files outside the model folder: evaluate writes its calibration there."
+    ownership.claim(args.model, ownership.MODEL, "digits evaluate", "--model", fix)
     training = serving.training_metrics(args.model)
     model = serving.load_model(args.model)
     with data.local_dataset(args.data) as dataset:

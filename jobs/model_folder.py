@@ -12,8 +12,9 @@ the bucket up to date (all through common.files):
   `backup/epoch-NNNN/`, then `backup/LATEST.json` points at it: a kill during the copy
   leaves LATEST on the previous, complete generation (a preempted VM rerunning the same
   command resumes from the bucket);
-- at the end, the model replaces the bucket's old files, `metrics.json` last, and the
-  resume state is removed.
+- at the end, the model replaces the bucket's old model files (only files of a model
+  folder's names, common.ownership.MODEL), `metrics.json` last, and the resume state is
+  removed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import tempfile
 
 import keras
 
-from common import files, schema
+from common import files, ownership, schema
 
 BACKUP_DIR = "backup"
 LATEST_FILE = "LATEST.json"
@@ -86,7 +87,11 @@ class SyncToBucket(keras.callbacks.Callback):
 def publish(local: str, output: str) -> None:
     """The finished model replaces the bucket's folder; `metrics.json` last."""
     files.delete(files.join(output, schema.METRICS_FILE), missing_ok=True)
-    old = [n for n in files.list_tree(output) if not n.startswith(BACKUP_DIR + "/")]
+    old = [
+        name
+        for name in files.list_tree(output)
+        if not name.startswith(BACKUP_DIR + "/") and ownership.is_own(name, ownership.MODEL)
+    ]
     files.delete_all([files.join(output, name) for name in old])
     names = [
         name

@@ -6,7 +6,8 @@ Only a candidate blessed by `digits evaluate` for its current model file is prom
 (exit status 5 otherwise, and nothing is touched: the retraining DAG marks the step
 skipped). The copy is safe for a scorer starting meanwhile: the promoted folder's
 blessing.json is removed first (a scorer then refuses the folder), every other file is
-copied, and the candidate's blessing.json comes last.
+copied, and the candidate's blessing.json comes last. A --to folder holding anything but
+a model folder's files (common.ownership.MODEL) is refused (exit status 2).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import files, schema
+from common import files, ownership, schema
 from model import serving
 
 EXIT_NOT_BLESSED = 5
@@ -34,10 +35,14 @@ def run(argv: list[str] | None = None) -> int:
     except serving.ModelRefused as refused:
         print(f"digits promote: not promoted: {refused}", file=sys.stderr)
         return EXIT_NOT_BLESSED
+    fix = "Promote to a new or empty --to folder, or to one digits promote wrote."
+    ownership.claim(args.to, ownership.MODEL, "digits promote", "--to", fix)
     names = [n for n in files.list_tree(args.candidate) if n != schema.BLESSING_FILE]
     names = [n for n in names if not n.startswith(("backup/", "logs/"))]
+    names = [n for n in names if ownership.is_own(n, ownership.MODEL)]
     files.delete(files.join(args.to, schema.BLESSING_FILE), missing_ok=True)
-    stale = set(files.list_tree(args.to)) - set(names)
+    own = {n for n in files.list_tree(args.to) if ownership.is_own(n, ownership.MODEL)}
+    stale = own - set(names)
     files.delete_all([files.join(args.to, n) for n in sorted(stale)])
     for name in names:
         files.copy(files.join(args.candidate, name), files.join(args.to, name))

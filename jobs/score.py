@@ -136,7 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digits score",
         description="Scores PNG/JPEG images and TFRecord shards with an exported model "
-        "(Apache Beam). Unknown flags are Beam pipeline options (--runner, ...).",
+        "(Apache Beam). Beam pipeline options (--runner, ...) are taken too; anything "
+        "else stops the job.",
     )
     parser.add_argument(
         "--model", required=True, help="model folder from digits train, or a .keras file"

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import keras
 import tensorflow as tf
 
-from common import files, schema
+from common import files, ownership, schema
 from jobs import model_folder
 from model import cnn, data, export, outliers, serving
 from model.configs import RECIPES, TrainConfig, recipe
@@ -329,6 +329,12 @@ def run(argv: list[str] | None = None) -> dict:
     for note in plan.notes:
         log.warning(note)
     files.check_reachable(args.output)
+    ownership.claim(
+        args.output,
+        ownership.MODEL,
+        "digits train",
+        fix="Train into a new or empty --output folder (or one an earlier digits train wrote).",
+    )
     with (
         data.local_dataset(args.data) as dataset,
         model_folder.working_folder(args.output) as local,

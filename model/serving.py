@@ -65,9 +65,26 @@ def load_model(model: str) -> keras.Model:
     """Loads a finished model folder or .keras file in safe mode (see the module docstring)."""
     with files.local_copy(keras_path(model)) as path:  # Keras reads local files only
         try:
-            return keras.saving.load_model(path, compile=False, safe_mode=True)
+            loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
         except ValueError as error:
             raise ModelRefused(f"--model {model}: refused in safe mode: {error}") from error
+    check_digit_classifier(loaded, model)
+    return loaded
+
+
+def check_digit_classifier(loaded: keras.Model, model: str) -> None:
+    """Refuses a model that does not take 28x28 one-channel images and give one probability
+    per digit (ModelRefused, naming the shapes it has)."""
+    want_in = (None, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH, 1)
+    want_out = (None, schema.NUM_CLASSES)
+    got_in = tuple(getattr(loaded, "input_shape", None) or ())
+    got_out = tuple(getattr(loaded, "output_shape", None) or ())
+    if got_in[1:] != want_in[1:] or got_out[1:] != want_out[1:]:
+        raise ModelRefused(
+            f"--model {model}: not a digit classifier of this project: it takes {got_in} and "
+            f"gives {got_out}, where images {want_in} -> one probability per digit "
+            f"{want_out} are needed. Train one with `digits train`."
+        )
 
 
 def training_metrics(model_dir: str) -> dict:

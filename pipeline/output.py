@@ -4,7 +4,8 @@ A dataset folder is complete exactly when `manifest.json` is in it: the manifest
 written last and removed first, so a run that fails or is killed never leaves a folder
 that looks complete. The marker file `.digits-dataset` is written first, so a rerun
 recognises a killed run's folder as its own and may replace it; a non-empty folder with
-neither file is someone else's and is never touched.
+neither file, or holding any file of another name than the dataset's
+(common.ownership.DATASET), is someone else's and is never touched.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import shutil
 import struct
 import tempfile
 
-from common import files, schema
+from common import files, ownership, schema
 
-MARKER_FILE = ".digits-dataset"
+MARKER_FILE = ownership.DATASET_MARKER
 FACTS_FILE = "_facts.json"
 
 
@@ -32,7 +33,8 @@ def _files(directory: str) -> list[str]:
 
 
 def claim(directory: str) -> None:
-    """Empties `directory` for a new run, if it is new, empty, or an earlier output of ours."""
+    """Empties `directory` for a new run, if it is new, empty, or an earlier output of ours
+    holding nothing else (common.ownership.DATASET names what is ours)."""
     found = _files(directory)
     top_level = {path[len(directory.rstrip("/")) + 1 :] for path in found}
     if found and not top_level & {MARKER_FILE, schema.MANIFEST_FILE}:
@@ -41,15 +43,25 @@ def claim(directory: str) -> None:
             f"pipeline (it has no {schema.MANIFEST_FILE} or {MARKER_FILE}); refusing to "
             "replace it. Choose a new or empty folder, or delete this one yourself."
         )
+    ownership.claim(
+        directory,
+        ownership.DATASET,
+        "digits preprocess",
+        fix="Move them out of that folder, or choose a new or empty --output.",
+    )
     manifest = files.join(directory, schema.MANIFEST_FILE)
     if manifest in found:
         files.delete(manifest)  # from here on the old output no longer looks complete
-    rest = [path for path in found if path != manifest]
-    files.delete_all(rest)
-    if files.is_local(directory):  # also drop its emptied sub-folders
-        shutil.rmtree(directory, ignore_errors=True)
+    files.delete_all([path for path in found if path != manifest])
+    if files.is_local(directory):  # Beam's emptied temporary folder
+        shutil.rmtree(temp_dir(directory), ignore_errors=True)
     files.make_dirs(directory)
     files.write_json(files.join(directory, MARKER_FILE), {"written_by": "digits preprocess"})
+
+
+def temp_dir(output_dir: str) -> str:
+    """Beam's temporary files: inside the output, so moving them into place is cheap."""
+    return output_dir.rstrip("/") + "/.beam-temp"
 
 
 def describe_shard(path: str, compression: str) -> dict:

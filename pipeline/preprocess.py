@@ -28,7 +28,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import pipeline
-from common import files, schema
+from common import files, options, schema
 from common.progress import ProgressLog
 from common.startup import show_job_logs
 from pipeline import idx, output, sources
@@ -59,11 +59,11 @@ class PreprocessConfig:
 
 
 def parse_args(argv: list[str] | None) -> tuple[PreprocessConfig, list[str]]:
-    """The job's options (a checked PreprocessConfig) and the rest, which are Beam's."""
-    known, beam_args = _parser().parse_known_args(argv)
-    options = vars(known)
-    options.pop("verbose")  # read by common.startup, not part of the dataset's config
-    config = PreprocessConfig(**options)
+    """The job's options (a checked PreprocessConfig) and the rest, which must be Beam's."""
+    known, beam_args = options.parse_job_and_beam(_parser(), argv)
+    given = vars(known)
+    given.pop("verbose")  # read by common.startup, not part of the dataset's config
+    config = PreprocessConfig(**given)
     if config.num_shards < 0:
         raise ValueError(f"--num-shards must be 0 (automatic) or more, got {config.num_shards}")
     return config, beam_args
@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digits preprocess",
         description="Raw MNIST IDX files -> sharded, normalised TFRecords (Apache Beam). "
-        "Unknown flags are Beam pipeline options (--runner, --project, ...).",
+        "Beam pipeline options (--runner, --project, ...) are taken too; anything else "
+        "stops the job.",
     )
     parser.add_argument("--output", required=True, help="dataset folder, local or gs://")
     parser.add_argument(

@@ -26,6 +26,7 @@ from common.counts import merge_counts
 from common.progress import ProgressLog
 from common.tfrecord import frame_records
 from pipeline import idx
+from pipeline.output import temp_dir
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,6 @@ class _FramedRecordsSink(fileio.FileSink):
     def flush(self):
         if self._handle is not None and self.compression == "gzip":
             self._handle.close()  # ends the gzip stream; the file itself stays open for Beam
-
-
-def temp_dir(output_dir: str) -> str:
-    """Beam's temporary files: inside the output, so moving them into place is cheap."""
-    return output_dir.rstrip("/") + "/.beam-temp"
 
 
 def _shard_name(window, pane, shard_index, total_shards, compression, destination):

@@ -206,19 +206,28 @@ class _ReadRecordsFn(beam.DoFn):
         self.batch_size = batch_size
 
     def process(self, path):
-        read = 0
+        """Every record up to any damage is scored; the rest is one error with its offset."""
+        read, batch, damage = 0, [], None
         try:
             with files.open_read(path) as handle:
-                for serialized in _batched(tfrecord.read_records(handle), self.batch_size):
-                    yield from self._parse(path, serialized, read)
-                    read += len(serialized)
+                for record in tfrecord.read_records(handle):
+                    batch.append(record)
+                    if len(batch) == self.batch_size:
+                        yield from self._parse(path, batch, read)
+                        read, batch = read + len(batch), []
         except (OSError, tfrecord.TFRecordError) as error:
+            damage = error
+        if batch:
+            yield from self._parse(path, batch, read)
+            read += len(batch)
+        if damage is not None:
             yield beam.pvalue.TaggedOutput(
                 ERRORS,
                 error_record(
                     f"{path}#{read}+",
                     "read",
-                    f"corrupt or unreadable TFRecord file after {read} records: {error}",
+                    f"damaged or unreadable TFRecord file: the {read} records before the "
+                    f"damage were scored, the rest cannot be read ({damage})",
                 ),
             )
 
@@ -240,17 +249,6 @@ class _ReadRecordsFn(beam.DoFn):
         digests = [hashlib.sha256(record).hexdigest() for record in serialized]
         facts = images.input_facts(list(pixels[..., None]), record=True)
         yield PixelBatch(keys, pixels, digests, facts)
-
-
-def _batched(items, size: int):
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 class ReadRecords(beam.PTransform):
@@ -378,11 +376,12 @@ def _csv_line(row, model_id: str, run_id: str) -> str:
     key, digit, conf, probs, screen, digest = row
     screened = [f"{screen[0]:.6f}", screen[1], ";".join(screen[2])] if screen else [""] * 3
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(
+    # "\r\n" as the terminator, so that a field holding either is quoted; then cut off
+    csv.writer(buffer, lineterminator="\r\n").writerow(
         [key, digit, f"{conf:.6f}", *[f"{p:.6f}" for p in probs], model_id, *screened]
         + [digest or "", run_id]
     )
-    return buffer.getvalue()
+    return buffer.getvalue()[:-2]
 
 
 def _record(row, model_id: str, run_id: str) -> dict:
