@@ -105,7 +105,8 @@ def claim(folder: str, patterns, job: str, option: str = "--output", fix: str = 
     found = foreign_files(folder, patterns)
     if not found:
         return
-    shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    entries = sorted({name.split("/")[0] + ("/" if "/" in name else "") for name in found})
+    shown = ", ".join(entries[:6]) + (f" and {len(entries) - 6} more" if len(entries) > 6 else "")
     raise ForeignFiles(
         f"{option} {folder} holds {len(found)} file(s) that {job} did not write ({shown}); "
         f"it only ever replaces its own outputs, so it refuses to write there. "

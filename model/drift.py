@@ -11,9 +11,9 @@ folder (drift):
 Distances, not p-values: with 10^5 images a night every difference is "significant".
 PSI (population stability index, natural log) reads 0.1 as "watch" and 0.25 as "act";
 Jensen-Shannon distance (the square root of the divergence, natural log, as SciPy's
-`jensenshannon`) reads 0.1 as a shift, Evidently's default. For scale: the two halves of
-MNIST's test split (two populations of writers) differ in ink share by a JS distance of
-about 0.08 and a PSI of about 0.06 from the whole split.
+`jensenshannon`) reads 0.1 as a shift, Evidently's default. Ink share and calibrated
+confidence vary more than that between ordinary nights of different writers, so they act
+only at wider limits (ORDINARY_SPREAD).
 """
 
 from __future__ import annotations
@@ -41,6 +41,15 @@ AGAINST_NIGHTS = INPUTS + OUTPUTS
 
 PSI_WATCH, PSI_ACT = 0.1, 0.25
 JS_ACT = 0.1
+# Wider limits where ordinary nights already differ this much: MNIST's test split is in
+# blocks of writers, and nights of 1,500 of its digits from any part of it reach, against
+# the reference, a JS distance of 0.16 (PSI 0.24) on ink share (some writers press harder)
+# and 0.12 on calibrated confidence (some write more carefully). An alarm that fires on
+# ordinary nights is soon switched off; tests/test_drift.py holds them quiet.
+ORDINARY_SPREAD = {
+    "ink": {"psi": 0.4, "js": 0.2},
+    "calibrated_confidence": {"psi": 0.3, "js": 0.15},
+}
 # Fewer inputs (tonight or in the comparison) are not judged: at 500 a resample of the
 # reference itself stays under the thresholds (tests/test_drift.py holds it at 95%).
 MIN_INPUTS = 500
@@ -79,8 +88,14 @@ def distance(counts, reference) -> dict:
     return {"psi": psi, "js": float(math.sqrt(max(divergence, 0.0)))}
 
 
-def level(measured: dict) -> str:
-    if measured["psi"] >= PSI_ACT or measured["js"] >= JS_ACT:
+def act_limits(name: str | None = None) -> dict:
+    """{"psi", "js"}: the distances at which histogram `name` calls for action."""
+    return ORDINARY_SPREAD.get(name, {"psi": PSI_ACT, "js": JS_ACT})
+
+
+def level(measured: dict, name: str | None = None) -> str:
+    limits = act_limits(name)
+    if measured["psi"] >= limits["psi"] or measured["js"] >= limits["js"]:
         return "act"
     return "watch" if measured["psi"] >= PSI_WATCH else "ok"
 
@@ -99,5 +114,5 @@ def compare(
             rows.append({**row, "level": "too_few_inputs"})
             continue
         measured = distance(tonight[name], baseline[name])
-        rows.append({**row, **measured, "level": level(measured)})
+        rows.append({**row, **measured, "level": level(measured, name)})
     return rows

@@ -149,3 +149,48 @@ def test_every_prediction_carries_its_lineage_and_a_renamed_file_is_recognised(
     again = _read_lines(tmp_path / "out", "predictions")[0]
     assert again["input_sha256"] == rows[0]["input_sha256"]
     assert again["run_id"] != lineage["run_id"]
+
+
+def test_an_ordinary_night_after_an_alarmed_one_is_quiet(nights, mnist_model):
+    """The alarmed night (only 0s and 1s) stays out of the trailing nights it is judged by."""
+    out = nights["two_classes"]["out"]
+    inputs = out.parent / "in" / "same" / "*"
+    assert run_scorer(mnist_model, inputs, out, date="2026-11-03") == 0
+    report = json.loads((out / "dt=2026-11-03" / schema.DRIFT_FILE).read_text())
+    assert not report["alarm"] and report["trailing_nights"] == ["2026-11-01"]
+    assert report["alarmed_nights_left_out"] == ["2026-11-02"]
+
+
+def test_ordinary_nights_from_any_part_of_the_test_split_stay_quiet(mnist_model, mnist_dataset):
+    """MNIST's test split comes in blocks of writers. Nights of 1,500 consecutive digits
+    from every part of it against the reference, and nights of 1,000 in order against the
+    nights before them: the false-alarm rate on these ordinary nights is zero."""
+    from common.counts import merge_counts
+    from jobs.scoring import drift_check, images
+    from model import data, serving
+
+    pixels = data.split_pixels(str(mnist_dataset), "test", verify=False)
+    predicted = serving.Predictor(str(mnist_model)).predict(pixels)
+    facts = images.input_facts(list(pixels[..., None]), record=True)
+
+    def night(start: int, size: int) -> dict:
+        part = slice(start, start + size)
+        fields = ("ink", "digit", "calibrated_confidence", "status")
+        return drift.histograms(facts[part], *(predicted[f][part] for f in fields))
+
+    reference = drift_check.load_reference(str(mnist_model), None)
+    none = {"nights": [], "histograms": {}}
+    judged, alarms = 0, []
+    for start in range(0, 8501, 500):
+        report = drift_check.check(night(start, 1500), reference, none, drift.MIN_INPUTS)
+        judged += 1
+        alarms += [(start, breach) for breach in report["breaches"]]
+    earlier = []
+    for start in range(0, 10_000, 1000):
+        tonight = night(start, 1000)
+        trailing = {"nights": earlier[-7:], "histograms": merge_counts(earlier[-7:])}
+        report = drift_check.check(tonight, None, trailing, drift.MIN_INPUTS)
+        judged += bool(earlier)
+        alarms += [(start, breach) for breach in report["breaches"]]
+        earlier.append(tonight)
+    assert judged == 27 and alarms == []  # false-alarm rate 0 of 27 ordinary nights

@@ -2,7 +2,7 @@
 `drift.json` in the partition, and whether to raise the alarm (model/drift.py measures).
 
     reference = load_reference(model, "--drift-reference or None")
-    nights = trailing_nights(output, date, 7)        # earlier dt=*/summary.json
+    nights = trailing_nights(output, date, 7)        # earlier ordinary dt=*/summary.json
     report = check(tonight_histograms, reference, nights)
 
 The reference is `reference.json` in the model folder (digits evaluate writes it from the
@@ -12,9 +12,13 @@ summary.json (a team whose forms look nothing like MNIST picks a good night).
 
 from __future__ import annotations
 
-from common import files, schema
+import re
+
+from common import files, ownership, schema
 from common.counts import merge_counts
 from model import drift
+
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def load_reference(model: str, override: str | None) -> dict | None:
@@ -37,17 +41,38 @@ def load_reference(model: str, override: str | None) -> dict | None:
 
 
 def trailing_nights(output: str, date: str | None, nights: int) -> dict:
-    """The summed histograms of up to `nights` finished nights before `date` in `output`."""
+    """The summed histograms of up to `nights` finished, ordinary nights before `date` in
+    `output`. A night that raised the alarm is left out (its shift would become tomorrow's
+    normal, and an ordinary night after it would look shifted) unless a person accepted
+    it: `_DRIFT_ACCEPTED` in its partition. Folders not named dt=YYYY-MM-DD are ignored."""
     if not date:
-        return {"nights": [], "histograms": {}}
-    found = []
+        return {"nights": [], "histograms": {}, "left_out": []}
+    found, left_out = [], []
     for match in files.match(files.join(output, "dt=*", schema.SUMMARY_FILE)):
-        night = match.path.rstrip("/").split("/")[-2][len("dt=") :]
-        if night < date and files.exists(files.join(output, f"dt={night}", schema.SUCCESS_FILE)):
-            found.append((night, match.path))
-    found = sorted(found)[-nights:]
-    histograms = [files.read_json(path).get("drift") or {} for _, path in found]
-    return {"nights": [night for night, _ in found], "histograms": merge_counts(histograms)}
+        folder = match.path.rstrip("/").rsplit("/", 2)[-2]
+        night = folder[len("dt=") :]
+        if not DATE.fullmatch(night) or night >= date:
+            continue
+        if not files.exists(files.join(output, folder, schema.SUCCESS_FILE)):
+            continue
+        found.append((night, match.path))
+    chosen = []
+    for night, path in sorted(found, reverse=True):
+        if len(chosen) == nights:
+            break
+        summary = files.read_json(path)
+        alarmed = (summary.get("drift_alarm") or {}).get("alarm")
+        accepted = files.join(output, f"dt={night}", ownership.DRIFT_ACCEPTED_FILE)
+        if alarmed and not files.exists(accepted):
+            left_out.append(night)
+            continue
+        chosen.append((night, summary.get("drift") or {}))
+    chosen.reverse()
+    return {
+        "nights": [night for night, _ in chosen],
+        "histograms": merge_counts([histograms for _, histograms in chosen]),
+        "left_out": sorted(left_out),
+    }
 
 
 def check(tonight: dict, reference: dict | None, nights: dict, min_inputs: int) -> dict:
@@ -69,10 +94,12 @@ def check(tonight: dict, reference: dict | None, nights: dict, min_inputs: int) 
             "psi_watch": drift.PSI_WATCH,
             "psi_act": drift.PSI_ACT,
             "js_act": drift.JS_ACT,
+            "act_limits_per_histogram": drift.ORDINARY_SPREAD,
             "min_inputs": min_inputs,
         },
         "reference": reference and reference["source"],
         "trailing_nights": nights["nights"],
+        "alarmed_nights_left_out": nights.get("left_out", []),
         "comparisons": rows,
         "tonight": tonight,
     }

@@ -20,8 +20,9 @@ the same model is recognised and skipped.
 
 One run of a partition at a time: locally an flock on `_staging/NAME.lock` (the kernel
 drops it when a run dies, so a killed run never leaves it stuck); on gs:// a marker object
-`_staging/NAME.lock` created only if absent (`ifGenerationMatch=0`), kept alive by a
-heartbeat every minute and taken over once it is LEASE_SECONDS old (a killed run's).
+`_staging/NAME.lock` created only if absent (`ifGenerationMatch=0`; read first as well,
+since the GCS emulator of the tests ignores preconditions), kept alive by a heartbeat
+every minute and taken over once it is LEASE_SECONDS old (a killed run's).
 A second run meanwhile stops at once (NightBusy, exit status 75).
 """
 
@@ -229,23 +230,25 @@ def _bucket_lock(path: str, holder: dict, partition: str):
     from google.api_core import exceptions
 
     blob = _blob(path)
-    for _ in range(2):
-        stamp = {**holder, "started": files.utc_timestamp(), "heartbeat": time.time()}
-        try:
-            blob.upload_from_string(json.dumps(stamp), if_generation_match=0, timeout=30)
-            break
-        except exceptions.PreconditionFailed:
-            try:
-                other = json.loads(blob.download_as_bytes(timeout=30))
-                generation = blob.generation
-            except exceptions.NotFound:
-                continue  # released meanwhile: try again
+    for _ in range(3):
+        try:  # read first: also what stops a second run where preconditions are ignored
+            other = json.loads(blob.download_as_bytes(timeout=30))
+            generation = blob.generation
+        except exceptions.NotFound:
+            other = None
+        if other is not None:
             if time.time() - float(other.get("heartbeat", 0)) < LEASE_SECONDS:
-                raise _busy(partition, path, other) from None
+                raise _busy(partition, path, other)
             try:  # a dead run's marker: take it over, unless someone else just did
                 blob.delete(if_generation_match=generation, timeout=30)
             except (exceptions.PreconditionFailed, exceptions.NotFound):
                 pass
+        stamp = {**holder, "started": files.utc_timestamp(), "heartbeat": time.time()}
+        try:  # created only if absent: of two runs starting at once, one wins
+            blob.upload_from_string(json.dumps(stamp), if_generation_match=0, timeout=30)
+            break
+        except exceptions.PreconditionFailed:
+            continue  # the other run's marker: read it on the next turn
     else:
         raise _busy(partition, path, {})
     stop = threading.Event()
