@@ -171,6 +171,30 @@ def test_undated_score_on_a_bucket_never_deletes_a_users_object(tiny_model, tmp_
     assert all(ownership.is_own(name, ownership.SCORE_PARTITION) for name in files.list_tree(fresh))
 
 
+@pytest.mark.parametrize("job", ["preprocess", "train", "promote"])
+def test_jobs_on_a_bucket_never_touch_a_users_object(
+    job, tiny_mnist, tiny_dataset, tiny_model, bucket
+):
+    folder = f"{bucket}/shared"
+    files.write_bytes(f"{folder}/budget.xlsx", b"PK\x03\x04 quarterly figures")
+    files.write_bytes(f"{folder}/{ownership.DATASET_MARKER}", b"{}")  # looks like ours, too
+    if job == "preprocess":
+        from pipeline import preprocess
+
+        code = preprocess.main(
+            ["--source", str(tiny_mnist), "--output", folder, "--no-digest-check"]
+        )
+    elif job == "train":
+        from jobs import train
+
+        code = train.main(["--data", str(tiny_dataset), "--output", folder, "--epochs", "1"])
+    else:
+        code = promote.main(["--candidate", str(tiny_model), "--to", folder])
+    assert code == 2
+    assert files.list_tree(folder) == [ownership.DATASET_MARKER, "budget.xlsx"]
+    assert files.read_bytes(f"{folder}/budget.xlsx") == b"PK\x03\x04 quarterly figures"
+
+
 # --- 2. Every argument is accounted for. ------------------------------------------------------
 
 

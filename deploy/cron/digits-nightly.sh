@@ -3,9 +3,11 @@
 #
 # Scores yesterday's images (or DATE=YYYY-MM-DD) into $DIGITS_OUTPUT/dt=DATE. Safe to run
 # again: a date already scored with the same inputs and model is skipped; a run killed
-# midway leaves no _SUCCESS and the next run redoes it. Exit status: 0 ok, 2 refused (bad
-# configuration, a model not blessed or changed since), 3 too many inputs failed, 4 the
-# drift alarm (3 and 4 after the outputs are written), other: the job crashed.
+# midway leaves no _SUCCESS and the next run redoes it. Exit status (docs/operations.md):
+# 0 ok, 2 refused (bad configuration, an output folder holding files the job did not
+# write, a model not blessed or changed since), 3 too many inputs failed, 4 the drift
+# alarm (3 and 4 after the outputs are written), 75 another run holds the lock (this
+# wrapper's, or the job's own on the partition), other: the job crashed.
 #
 # Settings (environment, or /etc/default/digits-nightly):
 #   DIGITS_HOME    checkout with .venv (make setup)         default: this script's repo
