@@ -278,10 +278,11 @@ def write_text(lines, prefix: str, suffix: str, output_format: str, label="Write
 def run(argv: list[str] | None = None) -> int:
     """options -> list inputs once -> skip if already scored -> pipeline -> summary -> publish."""
     config, beam_args = parse_args(argv)
-    from model.serving import check_blessing, identifier, load_screen
+    from model.serving import check_blessing, identifier, load_screen, model_folder
 
     show_job_logs()
-    files.check_reachable(config.output)
+    for folder in (config.output, model_folder(config.model)):  # one line, never minutes
+        files.check_reachable(folder)
     target = partition.partition_dir(config.output, config.date)
     # Refused here (exit 2), before any work: a folder holding someone else's files, or a
     # model unblessed, changed since, or uncalibrated.

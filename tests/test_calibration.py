@@ -86,12 +86,12 @@ def test_evaluate_writes_calibration_for_this_exact_model(mnist_model, mnist_dat
     shutil.copytree(mnist_model, model)  # the shared model keeps its own (test) blessing
     (model / schema.CALIBRATION_FILE).unlink()
     results = evaluate.run(
-        ["--data", str(mnist_dataset), "--model", str(model), "--output", str(tmp_path)]
+        ["--data", str(mnist_dataset), "--model", str(model), "--output", str(tmp_path / "r")]
         + [*TEST_TARGET, *TEST_SHAPE, "--suite-size", "300", "--suite-per-kind", "30"]
     )
     saved = files.read_json(str(model / schema.CALIBRATION_FILE))
     assert saved["model_id"] == serving.model_id(serving.keras_path(str(model)))
-    section = json.loads((tmp_path / "evaluation.json").read_text())["calibration"]
+    section = json.loads((tmp_path / "r" / "evaluation.json").read_text())["calibration"]
     assert saved["temperature"] == section["temperature"] and saved["threshold"] < 1
     assert section["test_accuracy_after"] == results["accuracy"]
     manifest = data.read_manifest(str(mnist_dataset))
@@ -107,8 +107,8 @@ def test_evaluate_writes_calibration_for_this_exact_model(mnist_model, mnist_dat
         "architecture": saved["shape_check"]["architecture"]
     }
     assert calibration.binomial_upper_bound(chosen["errors"], chosen["accepted"]) <= 0.005
-    assert (tmp_path / "reliability.png").stat().st_size > 10_000
-    assert "## Calibration and the review threshold" in (tmp_path / "report.md").read_text()
+    assert (tmp_path / "r" / "reliability.png").stat().st_size > 10_000
+    assert "## Calibration and the review threshold" in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_evaluate_warns_when_no_threshold_meets_the_target(

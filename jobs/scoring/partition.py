@@ -22,7 +22,8 @@ One run of a partition at a time: locally an flock on `_staging/NAME.lock` (the 
 drops it when a run dies, so a killed run never leaves it stuck); on gs:// a marker object
 `_staging/NAME.lock` created only if absent (`ifGenerationMatch=0`; read first as well,
 since the GCS emulator of the tests ignores preconditions), kept alive by a heartbeat
-every minute and taken over once it is LEASE_SECONDS old (a killed run's).
+every minute and taken over once it is LEASE_SECONDS old (a killed run's), or at once
+when it names a process of this machine that is gone (a rerun right after a kill).
 A second run meanwhile stops at once (NightBusy, exit status 75).
 """
 
@@ -159,7 +160,7 @@ def remove_empty_staging(staging: str) -> None:
 def night_lock(output: str, partition: str, run_id: str):
     """Held while a run scores `partition`; NightBusy at once if another run holds it."""
     path = files.join(output, STAGING, _name(partition) + ".lock")
-    holder = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid()}
+    holder = {"run_id": run_id, **_holder()}
     if files.is_local(path):
         with _local_lock(path, holder, partition):
             yield
@@ -218,6 +219,37 @@ def _local_lock(path: str, holder: dict, partition: str):
             os.rmdir(os.path.dirname(path))
 
 
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _holder() -> dict:
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "pid_start": _process_start(pid)}
+
+
+def _dead_here(other: dict) -> bool:
+    """Whether the marker's run was on this machine and its process is gone (killed, as
+    a rerun right after a kill finds it): then its marker need not wait out the lease."""
+    pid = other.get("pid")
+    if other.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    if other.get("pid_start") is not None and os.path.isdir("/proc"):
+        return _process_start(pid) != other["pid_start"]  # gone, or another process now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _blob(path: str):
     from google.cloud import storage
 
@@ -237,7 +269,8 @@ def _bucket_lock(path: str, holder: dict, partition: str):
         except exceptions.NotFound:
             other = None
         if other is not None:
-            if time.time() - float(other.get("heartbeat", 0)) < LEASE_SECONDS:
+            fresh = time.time() - float(other.get("heartbeat", 0)) < LEASE_SECONDS
+            if fresh and not _dead_here(other):
                 raise _busy(partition, path, other)
             try:  # a dead run's marker: take it over, unless someone else just did
                 blob.delete(if_generation_match=generation, timeout=30)
