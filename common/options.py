@@ -61,13 +61,13 @@ def explain(unknown: list[str], argv: list[str], known: list[str]) -> str:
             f"only the first file would be scored. Quote the pattern: --input '{pattern}'"
         )
     parts = []
-    for arg in unknown:
+    for i, arg in enumerate(unknown):
         if arg.startswith("--"):
             name = arg.split("=", 1)[0]
             close = difflib.get_close_matches(name, known, n=1)
             parts.append(f"{arg}" + (f" (did you mean {close[0]}?)" if close else ""))
-        else:
-            parts.append(arg)
+        elif not (i and unknown[i - 1].startswith("--") and "=" not in unknown[i - 1]):
+            parts.append(arg)  # not the value of the unknown option just named
     return (
         "unrecognized arguments: "
         + ", ".join(parts)
