@@ -36,7 +36,7 @@ def ensure_pngs(data_dir: str) -> list[str]:
 
 
 def ensure_model(data_dir: str, model: str | None) -> str:
-    """A one-epoch seed model, trained and evaluated (the scorer needs its calibration)."""
+    """A one-epoch seed model, trained (and so calibrated) and evaluated (blessed)."""
     if model:
         return model
     model = "out/bench/model"

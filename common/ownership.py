@@ -52,7 +52,7 @@ DATASET = (
     ".beam-temp-*",
 )
 
-# A model folder from digits train (and what evaluate writes beside the model).
+# A model folder from digits train (and the blessing.json digits evaluate writes there).
 MODEL = (
     schema.KERAS_FILE,
     schema.METRICS_FILE,

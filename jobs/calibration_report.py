@@ -1,12 +1,22 @@
-"""The calibration step of `digits evaluate`: a temperature and a review threshold for the
-model, fitted on the validation split and checked on the test split.
+"""Calibration: fitted by `digits train` on the validation split, judged by `digits
+evaluate` on the test split.
 
-Writes `calibration.json` into the model folder (the temperature, the threshold, the target
-they were chosen for, the model's identifier) and, into the report, the `calibration`
-section of evaluation.json, `reliability.png` and a section of the model card.
+    fitted = calibration_report.fit(model, model_dir, dataset, config)   # digits train
+    judged = calibration_report.judge(test, stored)                       # digits evaluate
+
+`fit` trains the shape check, fits the temperature, the review threshold and the input
+limits on the validation split, and writes into the model folder `calibration.json` (the
+scorer's screen, for this exact model file), `reference.json` (the validation split's
+input and output statistics, for the scorer's skew check) and the SavedModel again, so
+that it returns statuses too. `judge` measures that calibration on test (ECE, coverage,
+the bound, statuses) for the report: the `calibration` section of evaluation.json,
+`reliability.png` and a section of the model card.
 """
 
 from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
 
 import matplotlib
 
@@ -14,7 +24,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from common import files, schema  # noqa: E402
-from model import calibration, data, outliers, screening, shape_check  # noqa: E402
+from jobs.scoring import images  # noqa: E402
+from model import (  # noqa: E402
+    calibration,
+    data,
+    drift,
+    export,
+    outliers,
+    screening,
+    serving,
+    shape_check,
+)
 
 COVERAGE_THRESHOLDS = (0.5, 0.9, 0.95, 0.99, 0.995, 0.999)
 RULES = {
@@ -23,51 +43,100 @@ RULES = {
 }
 
 
-def calibrate(
-    validation: dict,
-    test: dict,
-    target_error: float,
-    budget: float,
-    rule: str = "bound",
-    shape_weights: dict | None = None,
-    shape_review_share: float = 0.0,
-) -> dict:
-    """Temperature, threshold and input limits on validation (both splits `measure`d with
-    `shape_weights`); ECE, coverage, the bound, and the statuses of the digits on test."""
-    temperature = calibration.fit_temperature(validation["probabilities"], validation["labels"])
-    val = calibration.scale(validation["probabilities"], temperature)
-    threshold = calibration.choose_threshold(val, validation["labels"], target_error, rule)
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """What `digits train` fits the calibration for (its options, written once here)."""
+
+    target_error: float = 0.001
+    threshold_rule: str = "bound"
+    not_a_digit_budget: float = 0.01
+    shape_review_share: float = 0.02
+    shape_check: shape_check.ShapeCheckConfig = field(default_factory=shape_check.ShapeCheckConfig)
+
+
+def fit(model, model_dir: str, dataset_path: str, config: CalibrationConfig) -> dict:
+    """Train's last step (see the module doc); returns what metrics.json records of it."""
+    validation = data.predict_split(model, dataset_path, "validation")
+    train_pixels = None
+    if config.shape_check.epochs > 0:
+        train_pixels = data.split_pixels(dataset_path, "train", verify=False)
+    weights = train_shape_check(train_pixels, config.shape_check)
+    measure(validation, weights)
+    probabilities, labels = validation["probabilities"], validation["labels"]
+    temperature = calibration.fit_temperature(probabilities, labels)
+    val = calibration.scale(probabilities, temperature)
+    threshold = calibration.choose_threshold(
+        val, labels, config.target_error, config.threshold_rule
+    )
+    screen = fit_screen(
+        validation, temperature, threshold, config.not_a_digit_budget, weights,
+        config.shape_review_share,
+    )  # fmt: skip
+    fitted = {
+        "screen": screen.to_dict(),
+        "target_error": config.target_error,
+        "threshold_rule": config.threshold_rule,
+        "validation_at_threshold": calibration.coverage(val, labels, threshold),
+        "validation_ece_after": calibration.expected_calibration_error(val, labels),
+    }
+    model_id = serving.model_id(os.path.join(model_dir, schema.KERAS_FILE))
+    save(model_dir, model_id, fitted)
+    export.replace_saved_model(model, model_dir, screen)
+    write_reference(model_dir, serving.Predictor.of(model, screen), validation)
+    return {**fitted, "screen": for_people(fitted["screen"])}
+
+
+def judge(test: dict, stored: dict) -> dict:
+    """The stored calibration (calibration.json) on the test split, `measure`d with its
+    shape check: ECE, coverage, the bound, and the statuses of the digits."""
+    screen = screening.Screen.from_dict(stored)
+    temperature, threshold = screen.temperature, screen.threshold
     before, labels = test["probabilities"], test["labels"]
     after = calibration.scale(before, temperature)
     confirmed = calibration.coverage(after, labels, threshold)
     confirmed["error_upper_bound_95"] = calibration.binomial_upper_bound(
         confirmed["errors"], confirmed["accepted"]
     )
-    screen = fit_screen(
-        validation, temperature, threshold, budget, shape_weights, shape_review_share
-    )
     return {
-        "screen": screen.to_dict(),
+        "screen": for_people(screen.to_dict()),
         **judge_test(test, after, screen),
         "misclassified_auroc": calibration.auroc(
             -after.max(axis=1)[after.argmax(axis=1) != labels],
             -after.max(axis=1)[after.argmax(axis=1) == labels],
         ),
         "temperature": temperature,
-        "fitted_on": "validation",
+        "fitted_on": stored.get("fitted_on", "validation"),
         "ece_bins": calibration.ECE_BINS,
         "test_ece_before": calibration.expected_calibration_error(before, labels),
         "test_ece_after": calibration.expected_calibration_error(after, labels),
         "test_nll_before": calibration.nll(before, labels),
         "test_nll_after": calibration.nll(after, labels),
         "test_accuracy_after": float((after.argmax(axis=1) == labels).mean()),
-        "target_error": target_error,
-        "threshold_rule": rule,
+        "target_error": stored.get("target_error"),
+        "threshold_rule": stored.get("threshold_rule", "bound"),
         "threshold": threshold,
-        "validation_at_threshold": calibration.coverage(val, validation["labels"], threshold),
+        "validation_at_threshold": stored.get("validation_at_threshold"),
         "test_at_threshold": confirmed,
         "test_coverage": [calibration.coverage(after, labels, t) for t in COVERAGE_THRESHOLDS],
     }
+
+
+def write_reference(model_dir: str, predictor, validation: dict) -> None:
+    """reference.json: the validation split's input and output statistics (model/drift.py),
+    as the scorer counts them, for its skew check."""
+    predicted = predictor.predict(validation["pixels"])
+    facts = images.input_facts(list(validation["pixels"][..., None]), record=True)
+    histograms = drift.histograms(
+        facts,
+        predicted["ink"],
+        predicted["digit"],
+        predicted["calibrated_confidence"],
+        predicted["status"],
+    )
+    files.write_json(
+        files.join(model_dir, schema.REFERENCE_FILE),
+        {"source": "validation split", "created": files.utc_timestamp(), "histograms": histograms},
+    )
 
 
 def judge_test(test: dict, calibrated, screen: screening.Screen) -> dict:
@@ -85,27 +154,61 @@ def judge_test(test: dict, calibrated, screen: screening.Screen) -> dict:
     }
 
 
-def add_shape_check_options(parser) -> None:
-    defaults = shape_check.ShapeCheckConfig()
+def add_options(parser) -> None:
+    """digits train's calibration options; defaults from CalibrationConfig."""
+    defaults = CalibrationConfig()
+    parser.add_argument(
+        "--target-error",
+        type=float,
+        default=defaults.target_error,
+        help="highest error rate among accepted predictions, for the review threshold",
+    )
+    parser.add_argument(
+        "--threshold-rule",
+        choices=calibration.THRESHOLD_RULES,
+        default=defaults.threshold_rule,
+        help="bound (default): the 95%% upper bound of the error among accepted validation "
+        "predictions meets --target-error, so it holds on new data; point: the error seen "
+        "there does (more coverage, more errors than the target on new data)",
+    )
+    parser.add_argument(
+        "--not-a-digit-budget",
+        type=float,
+        default=defaults.not_a_digit_budget,
+        help="largest share of validation digits the input checks may call not_a_digit",
+    )
     parser.add_argument(
         "--shape-check-epochs",
         type=int,
-        default=defaults.epochs,
+        default=defaults.shape_check.epochs,
         help="epochs of the shape check, a small network telling digits from letters, "
         "symbols and scribbles (model/shape_check.py); 0: none",
     )
     parser.add_argument(
         "--shape-check-outliers",
         type=int,
-        default=defaults.max_outliers,
+        default=defaults.shape_check.max_outliers,
         help="not-a-digit images it trains on (at most half the training digits)",
     )
     parser.add_argument(
         "--shape-review-share",
         type=float,
-        default=0.02,
+        default=defaults.shape_review_share,
         help="share of validation digits whose shape check score sends them to review "
         "(unusual_shape): the least digit-like ones",
+    )
+
+
+def config_from(args) -> CalibrationConfig:
+    """The typed config from the parsed options (entry points only)."""
+    return CalibrationConfig(
+        target_error=args.target_error,
+        threshold_rule=args.threshold_rule,
+        not_a_digit_budget=args.not_a_digit_budget,
+        shape_review_share=args.shape_review_share,
+        shape_check=shape_check.ShapeCheckConfig(
+            epochs=args.shape_check_epochs, max_outliers=args.shape_check_outliers
+        ),
     )
 
 
@@ -155,6 +258,7 @@ def save(model_dir: str, model_id: str | None, result: dict) -> None:
             **result["screen"],
             "target_error": result["target_error"],
             "threshold_rule": result["threshold_rule"],
+            "validation_at_threshold": result["validation_at_threshold"],
             "fitted_on": "validation",
             "created": files.utc_timestamp(),
         },

@@ -1,16 +1,18 @@
-"""Evaluation job: test-split metrics, confusion matrix, misclassified digits, model card.
+"""Evaluation job: judges a trained model on the test split and writes the report and the
+blessing; of the model folder it changes only blessing.json.
 
     digits evaluate --data out/data --model out/model --output out/report
     python -m jobs.evaluate --data out/data --model out/model --output out/report
 
 Writes to REPORT_DIR: evaluation.json (accuracy, loss, per-class precision / recall / F1,
-the confusion matrix, calibration), confusion_matrix.png, misclassified.png (test digits
-the model got wrong, true -> predicted), samples.png (test digits with predictions),
-reliability.png, corruptions.png, not_a_digit.png, scans.png and report.md, a short model
-card. Into the model folder: calibration.json, the temperature, review threshold and input
-limits fitted on the validation split (jobs/calibration_report.py, model/screening.py),
-and the SavedModel exported again to return statuses too. The robustness suites
-(corruptions, not-a-digit inputs, scans) are in jobs/robustness_report.py.
+the confusion matrix, the model's calibration measured on test), confusion_matrix.png,
+misclassified.png (test digits the model got wrong, true -> predicted), samples.png (test
+digits with predictions), reliability.png, corruptions.png, not_a_digit.png, scans.png and
+report.md, a short model card. Into the model folder: blessing.json, the gate's verdict
+for this exact model file (jobs/gate_report.py). The calibration it measures is the one
+`digits train` fitted on the validation split (jobs/calibration_report.py); the
+robustness suites (corruptions, not-a-digit inputs, scans) are in
+jobs/robustness_report.py.
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from common import files, ownership, schema  # noqa: E402
 from jobs import calibration_report, gate_report, robustness_report  # noqa: E402
-from jobs.scoring import images  # noqa: E402
-from model import calibration, data, drift, export, screening, serving, shape_check  # noqa: E402
+from model import data, serving  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -50,21 +51,6 @@ def report_folder(output: str):
         files.upload_tree(local, output)
     finally:
         shutil.rmtree(local, ignore_errors=True)
-
-
-def predict_split(model: keras.Model, data_dir: str, split: str = "test", verify=True) -> dict:
-    images, labels, keys, probabilities = [], [], [], []
-    for batch in data.records(data_dir, split, 512, verify=verify):
-        probabilities.append(model.predict_on_batch(batch[schema.IMAGE_KEY]))
-        images.append(batch[schema.IMAGE_KEY].numpy()[..., 0])
-        labels.append(batch[schema.LABEL_KEY].numpy())
-        keys.extend(k.decode() for k in batch[schema.KEY_KEY].numpy())
-    return {
-        "images": np.concatenate(images),
-        "labels": np.concatenate(labels),
-        "keys": keys,
-        "probabilities": np.concatenate(probabilities).astype(np.float64),
-    }
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
@@ -220,27 +206,6 @@ def parse_args(argv):
     parser.add_argument("--model", required=True, help="a model folder from digits train")
     parser.add_argument("--output", required=True, help="report folder to write")
     parser.add_argument(
-        "--target-error",
-        type=float,
-        default=0.001,
-        help="highest error rate among accepted predictions, for the review threshold",
-    )
-    parser.add_argument(
-        "--threshold-rule",
-        choices=calibration.THRESHOLD_RULES,
-        default="bound",
-        help="bound (default): the 95%% upper bound of the error among accepted validation "
-        "predictions meets --target-error, so it holds on new data; point: the error seen "
-        "there does (more coverage, more errors than the target on new data)",
-    )
-    parser.add_argument(
-        "--not-a-digit-budget",
-        type=float,
-        default=0.01,
-        help="largest share of validation digits the input checks may call not_a_digit",
-    )
-    calibration_report.add_shape_check_options(parser)
-    parser.add_argument(
         "--suite-size",
         type=int,
         default=2000,
@@ -256,32 +221,31 @@ def parse_args(argv):
 
 
 def run(argv: list[str] | None = None) -> dict:
-    """load -> predict validation and test -> metrics -> calibrate (calibration.json, the
-    SavedModel again) -> robustness suites -> evaluation.json, pictures, model card."""
+    """load -> predict test -> metrics -> the stored calibration on test -> robustness
+    suites -> the gate's blessing -> evaluation.json, pictures, model card. Of the model
+    folder it writes only blessing.json."""
     args = parse_args(argv)
     files.check_reachable(args.output)
     fix = "Write the report into a new or empty --output folder."
     ownership.claim(args.output, ownership.REPORT, "digits evaluate", fix=fix)
-    fix = "Keep your files outside the model folder: evaluate writes its calibration there."
+    fix = "Keep your files outside the model folder: evaluate writes its blessing there."
     ownership.claim(args.model, ownership.MODEL, "digits evaluate", "--model", fix)
     training = serving.training_metrics(args.model)
     model = serving.load_model(args.model)
+    screen = serving.load_screen(args.model)  # fitted by digits train for this model file
     with data.local_dataset(args.data) as dataset:
-        test = predict_split(model, dataset.path, verify=not dataset.verified)
-        validation = predict_split(model, dataset.path, "validation", verify=False)
-        train_pixels = None
-        if args.shape_check_epochs > 0:
-            train_pixels = data.split_pixels(dataset.path, "train", verify=not dataset.verified)
+        test = data.predict_split(model, dataset.path, verify=not dataset.verified)
         baseline = None
         if gate_report.baseline_exists(args.baseline):  # the promoted model, same images
-            baseline = predict_split(serving.load_model(args.baseline), dataset.path, verify=False)
+            baseline = data.predict_split(serving.load_model(args.baseline), dataset.path)
     results = classification_metrics(test["labels"], test["probabilities"])
-    results["calibration"] = calibrate(args, model, validation, test, train_pixels)
-    predictor = serving.Predictor(args.model)  # the scorer's, with the new calibration
+    calibration_report.measure(test, screen.shape_check or None)
+    results["calibration"] = calibration_report.judge(test, files.read_json(
+        serving.calibration_path(args.model)))  # fmt: skip
+    predictor = serving.Predictor(args.model)  # the scorer's
     results["robustness"] = robustness_report.evaluate(
         predictor, test, args.suite_size, args.suite_per_kind, args.suite_seed
     )
-    write_reference(args.model, predictor, test)
     results["blessing"] = gate_report.bless(args, results, test, baseline)
     write_report(args, model, training, results, test, dataset.manifest)
     blessing = results["blessing"]
@@ -290,58 +254,7 @@ def run(argv: list[str] | None = None) -> dict:
         f"test accuracy {results['accuracy']:.4f}, loss {results['loss']:.4f}; {verdict}; "
         f"report in {args.output}/report.md"
     )
-    if results["calibration"]["threshold"] == calibration.ACCEPT_NOTHING:
-        print(
-            f"digits evaluate: warning: no review threshold meets --target-error "
-            f"{args.target_error} on the validation split (--threshold-rule "
-            f"{args.threshold_rule}): the scorer will send every digit to review. Raise "
-            "--target-error, make the validation split larger (digits preprocess "
-            "--validation-size) or use --threshold-rule point.",
-            file=sys.stderr,
-        )
     return results
-
-
-def write_reference(model_dir: str, predictor, test: dict) -> None:
-    """reference.json: the test split's input and output statistics (model/drift.py), as
-    the scorer counts them, for its skew check."""
-    predicted = predictor.predict(test["pixels"])
-    facts = images.input_facts(list(test["pixels"][..., None]), record=True)
-    histograms = drift.histograms(
-        facts,
-        predicted["ink"],
-        predicted["digit"],
-        predicted["calibrated_confidence"],
-        predicted["status"],
-    )
-    files.write_json(
-        files.join(model_dir, schema.REFERENCE_FILE),
-        {"source": "test split", "created": files.utc_timestamp(), "histograms": histograms},
-    )
-
-
-def calibrate(args, model, validation: dict, test: dict, train_pixels) -> dict:
-    """Trains the shape check, fits the calibration and input checks on validation, checks
-    them on test, saves calibration.json and exports the SavedModel again with them."""
-    config = shape_check.ShapeCheckConfig(
-        epochs=args.shape_check_epochs, max_outliers=args.shape_check_outliers
-    )
-    weights = calibration_report.train_shape_check(train_pixels, config)
-    for split in (validation, test):
-        calibration_report.measure(split, weights)
-    result = calibration_report.calibrate(
-        validation,
-        test,
-        args.target_error,
-        args.not_a_digit_budget,
-        args.threshold_rule,
-        weights,
-        args.shape_review_share,
-    )
-    # the identifier of the file as it is now (metrics.json names the one training wrote)
-    calibration_report.save(args.model, serving.model_id(serving.keras_path(args.model)), result)
-    export.replace_saved_model(model, args.model, screening.Screen.from_dict(result["screen"]))
-    return {**result, "screen": calibration_report.for_people(result["screen"])}
 
 
 def write_report(args, model, training: dict, results: dict, test: dict, manifest: dict):

@@ -21,7 +21,7 @@ module holds the options, the wiring, and publishing the partition.
 
 Every prediction carries the calibrated confidence and a status (accepted, review,
 not_a_digit) with reasons (model/screening.py), from the model folder's calibration.json,
-which `digits evaluate` writes: a model without one (or with one fitted on another model
+which `digits train` writes: a model without one (or with one fitted on another model
 file) is refused.
 
 Output, in OUT_DIR or OUT_DIR/dt=DATE: predictions-SSSSS-of-NNNNN.jsonl (or .csv),

@@ -1,13 +1,17 @@
-"""Training job: streams a preprocessed dataset into the CNN, evaluates it, exports it.
+"""Training job: streams a preprocessed dataset into the CNN, exports it and calibrates it:
+the model folder it ends with is servable (`digits score --allow-unblessed` takes it;
+`digits evaluate` judges and blesses it).
 
     digits train --data out/data --output out/model                  # the notebook: seed, 10 epochs
     digits train --data out/data --output out/model --model strong   # the stronger recipe
     python -m jobs.train --data out/data --output out/model          # the same
 
 Killed midway, the same command resumes from the last finished epoch (Keras
-BackupAndRestore in MODEL_DIR/backup). Writes MODEL_DIR/model.keras, MODEL_DIR/saved_model/,
-TensorBoard logs in MODEL_DIR/logs and, last, MODEL_DIR/metrics.json: a model folder
-without metrics.json is not a finished model.
+BackupAndRestore in MODEL_DIR/backup). Writes MODEL_DIR/model.keras, TensorBoard logs in
+MODEL_DIR/logs, then the calibration fitted on the validation split
+(jobs/calibration_report.py: the shape check, temperature, review threshold and input
+limits in calibration.json, reference.json, and MODEL_DIR/saved_model/ with statuses) and,
+last, MODEL_DIR/metrics.json: a model folder without metrics.json is not a finished model.
 
 On a GPU machine the input is prefetched onto the GPU, `--mixed-precision` and `--xla`
 turn those on, and several GPUs train under MirroredStrategy. On a CPU these flags are
@@ -30,8 +34,8 @@ import keras
 import tensorflow as tf
 
 from common import files, ownership, schema
-from jobs import model_folder
-from model import cnn, data, export, outliers, serving
+from jobs import calibration_report, model_folder
+from model import calibration, cnn, data, export, outliers, serving
 from model.configs import RECIPES, TrainConfig, recipe
 
 BEST_WEIGHTS = "best.weights.h5"
@@ -87,6 +91,7 @@ def parse_args(argv):
         type=float,
         help="not-a-digit images per training digit (outlier exposure; strong 0.1, seed 0)",
     )
+    calibration_report.add_options(parser)
     parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
     parser.add_argument("--xla", action="store_true", help="XLA-compile the train step (GPU)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
@@ -98,7 +103,7 @@ def parse_args(argv):
         seed=args.seed,
         outlier_share=args.outlier_share,
     )
-    return args, config
+    return args, config, calibration_report.config_from(args)
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -183,9 +188,11 @@ def train(
     model_dir: str,
     plan: DevicePlan,
     sync: keras.callbacks.Callback | None = None,
+    calibrate: calibration_report.CalibrationConfig | None = None,
 ) -> dict:
-    """inputs -> callbacks (resume included) -> fit -> choose epoch -> export -> metrics.
-    `model_dir` is local; `sync` runs after each epoch's backup (jobs.model_folder)."""
+    """inputs -> callbacks (resume included) -> fit -> choose epoch -> export -> calibrate
+    -> metrics. `model_dir` is local; `sync` runs after each epoch's backup
+    (jobs.model_folder)."""
     keras.utils.set_random_seed(config.seed)
     n_train = data.split_size(dataset.manifest, "train")
     splits = make_inputs(config, dataset, plan)
@@ -205,7 +212,25 @@ def train(
     chosen = choose_epoch(model, config, history, os.path.join(model_dir, BEST_WEIGHTS))
     results = evaluate_splits(model, splits)
     export.export(model, model_dir)
+    fitted = calibration_report.fit(
+        model, model_dir, dataset.path, calibrate or calibration_report.CalibrationConfig()
+    )
     metrics = {
+        **record(config, dataset, model, plan),
+        "chosen_epoch": chosen,
+        **results,
+        "epochs": history,
+        "train_seconds_this_run": round(seconds, 1),
+        "model_id": serving.model_id(os.path.join(model_dir, schema.KERAS_FILE)),
+        "calibration": fitted,
+    }
+    write_metrics(model_dir, metrics)
+    return metrics
+
+
+def record(config: TrainConfig, dataset: data.LocalDataset, model, plan: DevicePlan) -> dict:
+    """What metrics.json says the model came from: recipe, data, size, devices."""
+    return {
         "model": config.model,
         "config": asdict(config),
         "data": dataset.source,
@@ -214,14 +239,7 @@ def train(
         ),
         "parameters": int(model.count_params()),
         "device": asdict(plan),
-        "chosen_epoch": chosen,
-        **results,
-        "epochs": history,
-        "train_seconds_this_run": round(seconds, 1),
-        "model_id": serving.model_id(os.path.join(model_dir, schema.KERAS_FILE)),
     }
-    write_metrics(model_dir, metrics)
-    return metrics
 
 
 def make_inputs(
@@ -322,7 +340,7 @@ def write_metrics(model_dir: str, metrics: dict) -> None:
 
 
 def run(argv: list[str] | None = None) -> dict:
-    args, config = parse_args(argv)
+    args, config, calibrate = parse_args(argv)
     plan = plan_devices(
         [d.name for d in tf.config.list_physical_devices("GPU")], args.mixed_precision, args.xla
     )
@@ -341,15 +359,29 @@ def run(argv: list[str] | None = None) -> dict:
     ):
         remote = not files.is_local(args.output)
         sync = model_folder.SyncToBucket(local, args.output, RESUME_FILES) if remote else None
-        metrics = train(config, dataset, local, plan, sync)
+        metrics = train(config, dataset, local, plan, sync, calibrate)
         if remote:
             model_folder.publish(local, args.output)
+    warn_if_nothing_accepted(metrics["calibration"], calibrate)
     print(
         f"{config.model}: validation accuracy {metrics['validation']['accuracy']:.4f}, "
         f"test accuracy {metrics['test']['accuracy']:.4f} (epoch {metrics['chosen_epoch']}); "
         f"exported to {args.output}"
     )
     return metrics
+
+
+def warn_if_nothing_accepted(fitted: dict, calibrate) -> None:
+    if fitted["screen"]["threshold"] != calibration.ACCEPT_NOTHING:
+        return
+    print(
+        f"digits train: warning: no review threshold meets --target-error "
+        f"{calibrate.target_error} on the validation split (--threshold-rule "
+        f"{calibrate.threshold_rule}): the scorer will send every digit to review. Raise "
+        "--target-error, make the validation split larger (digits preprocess "
+        "--validation-size) or use --threshold-rule point.",
+        file=sys.stderr,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

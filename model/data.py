@@ -138,6 +138,22 @@ def records(
     return dataset.map(schema.parse_examples, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def predict_split(model, data_dir: str, split: str = "test", verify: bool = False) -> dict:
+    """A split's images (float [n, 28, 28]), labels, keys and the model's probabilities."""
+    images, labels, keys, probabilities = [], [], [], []
+    for batch in records(data_dir, split, 512, verify=verify):
+        probabilities.append(model.predict_on_batch(batch[schema.IMAGE_KEY]))
+        images.append(batch[schema.IMAGE_KEY].numpy()[..., 0])
+        labels.append(batch[schema.LABEL_KEY].numpy())
+        keys.extend(k.decode() for k in batch[schema.KEY_KEY].numpy())
+    return {
+        "images": np.concatenate(images),
+        "labels": np.concatenate(labels),
+        "keys": keys,
+        "probabilities": np.concatenate(probabilities).astype(np.float64),
+    }
+
+
 def to_pixels(images) -> np.ndarray:
     """Parsed images (float32 in [0, 1], [n, 28, 28] or [n, 28, 28, 1]) -> the pixels the
     scorer sees, uint8 [n, 28, 28]."""

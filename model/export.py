@@ -10,7 +10,8 @@ Both return `probabilities` (float32 [n, 10]) and `digits` (int64 [n]). Normalis
 (/ 255, and for encoded images the MNIST-style centring of model.digit_image) lives
 inside the signatures, so callers send raw pixels or file bytes.
 
-`digits evaluate` exports it again with the model's calibration (model.screening), and
+`digits train` exports it again once it has fitted the model's calibration
+(model.screening), and
 then both also return what `digits score` writes for each input: `calibrated_confidence`
 (float32), `status` and `reasons` (strings; reasons comma-separated) and
 `not_a_digit_score`.

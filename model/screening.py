@@ -3,7 +3,7 @@
 One implementation, in TensorFlow ops, shared by the batch scorer (model.serving.Predictor)
 and the exported SavedModel's signatures, so both give the same answer:
 
-    screen = model.serving.load_screen("out/model")   # calibration.json, digits evaluate
+    screen = model.serving.load_screen("out/model")   # calibration.json, digits train
     out = assess(probabilities, pixels, screen)   # float32 [n, 10], uint8 [n, 28, 28]
     out["status"]   # int32 [n]: 0 accepted, 1 review, 2 not_a_digit (STATUSES)
     out["reasons"]  # int32 [n]: a bit per entry of REASONS

@@ -100,7 +100,8 @@ def training_metrics(model_dir: str) -> dict:
 
 def model_folder(model: str) -> str:
     """The folder holding a model's files: `model` itself, or the folder of a .keras file
-    (where digits evaluate writes calibration.json, reference.json and blessing.json)."""
+    (where digits train writes calibration.json and reference.json, and digits evaluate
+    blessing.json)."""
     if not model.endswith(".keras"):
         return model
     return model.rsplit("/", 1)[0] if "/" in model else "."
@@ -112,20 +113,20 @@ def calibration_path(model: str) -> str:
 
 
 def load_screen(model: str, model_id_: str | None = None) -> screening.Screen:
-    """The model's calibration.json (digits evaluate writes it), checked to be for this very
+    """The model's calibration.json (digits train writes it), checked to be for this very
     model file: a calibration fitted on another model would give wrong statuses."""
     path = calibration_path(model)
     if not files.exists(path):
         raise ModelRefused(
             f"--model {model}: no {schema.CALIBRATION_FILE}, so no calibrated confidence or "
-            f"status; run `digits evaluate --model {model} --data DATA --output REPORT` first"
+            f"status; train it with `digits train --output {model} --data DATA`"
         )
     payload = files.read_json(path)
     expected = model_id_ or model_id(keras_path(model))
     if payload.get("model_id") != expected:
         raise ModelRefused(
             f"--model {model}: {path} was fitted for model {payload.get('model_id')}, but the "
-            f"model file is now {expected}; run `digits evaluate` on this model again"
+            f"model file is now {expected}; train this model again with `digits train`"
         )
     return screening.Screen.from_dict(payload)
 
@@ -167,8 +168,18 @@ class Predictor:
     needed)."""
 
     def __init__(self, model: str, screened: bool = True):
-        self.model = load_model(model)
-        screen = load_screen(model) if screened else None
+        self._build(load_model(model), load_screen(model) if screened else None)
+
+    @classmethod
+    def of(cls, loaded: keras.Model, screen: screening.Screen | None) -> Predictor:
+        """The same for a model in memory and its screen (digits train, before the folder
+        is finished)."""
+        predictor = cls.__new__(cls)
+        predictor._build(loaded, screen)
+        return predictor
+
+    def _build(self, loaded: keras.Model, screen: screening.Screen | None) -> None:
+        self.model = loaded
         spec = tf.TensorSpec([None, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH], tf.uint8)
 
         def predict(pixels):

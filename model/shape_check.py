@@ -8,7 +8,7 @@ fortieth of the classifier's arithmetic) trained on training digits against
 model.outliers' images (hand-drawn letters and symbols, pen curves, stroke soup, two
 digits over each other), none of which are the evaluation's generators (model.suites).
 
-`digits evaluate` trains it (jobs/calibration_report.py) and stores its weights in
+`digits train` trains it (jobs/calibration_report.py) and stores its weights in
 calibration.json with the other input checks, so the scorer, the SavedModel and Dataflow
 workers carry it as part of model.screening.Screen:
 

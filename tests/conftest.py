@@ -171,13 +171,12 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tiny_dataset) -> Path:
-    """A seed model trained for 2 epochs on the tiny dataset, evaluated."""
+    """A seed model trained for 2 epochs on the tiny dataset (calibrated), evaluated."""
     from jobs import train
 
     out = tmp_path_factory.mktemp("tiny_model") / "model"
-    train.run(
-        ["--data", str(tiny_dataset), "--output", str(out), "--epochs", "2", "--batch-size", "32"]
-    )
+    argv = ["--data", str(tiny_dataset), "--output", str(out), "--epochs", "2"]
+    train.run([*argv, "--batch-size", "32", *TEST_CALIBRATION])
     return evaluated(out, tiny_dataset)
 
 
@@ -187,6 +186,7 @@ def tiny_model(tmp_path_factory, tiny_dataset) -> Path:
 TEST_TARGET = ("--target-error", "0.005")
 # A shape check trained in seconds on the full MNIST (the defaults take a few minutes).
 TEST_SHAPE = ("--shape-check-epochs", "1", "--shape-check-outliers", "1500")
+TEST_CALIBRATION = (*TEST_TARGET, *TEST_SHAPE)  # digits train's calibration, in tests
 # Floors a briefly trained model passes: the gate's defaults are for the full recipes.
 TEST_GATE = ("--min-accuracy", "0", "--min-class-recall", "0", "--max-ece", "1",
              "--min-corruption-accuracy", "0")  # fmt: skip
@@ -195,8 +195,8 @@ TEST_GATE = ("--min-accuracy", "0", "--min-class-recall", "0", "--max-ece", "1",
 def evaluated(
     model: Path, dataset: Path, suite_size: int = 100, per_kind: int = 20, gate=TEST_GATE
 ) -> Path:
-    """`digits evaluate` on a model (writing its calibration.json and blessing.json, so the
-    scorer takes it), with small suites; the report is in model/../report."""
+    """`digits evaluate` on a model (writing its blessing.json, so the scorer takes it
+    without --allow-unblessed), with small suites; the report is in model/../report."""
     from jobs import evaluate
 
     evaluate.run(
@@ -204,8 +204,6 @@ def evaluated(
             *("--data", str(dataset), "--model", str(model)),
             *("--output", str(model.parent / "report")),
             *("--suite-size", str(suite_size), "--suite-per-kind", str(per_kind)),
-            *TEST_TARGET,
-            *TEST_SHAPE,
             *gate,
         ]
     )
@@ -219,5 +217,7 @@ def mnist_model(tmp_path_factory, mnist_dataset) -> Path:
     from jobs import train
 
     out = tmp_path_factory.mktemp("mnist_model") / "model"
-    train.run(["--data", str(mnist_dataset), "--output", str(out), "--epochs", "1"])
+    train.run(
+        ["--data", str(mnist_dataset), "--output", str(out), "--epochs", "1", *TEST_CALIBRATION]
+    )
     return evaluated(out, mnist_dataset, suite_size=1000, per_kind=100)

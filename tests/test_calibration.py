@@ -12,7 +12,7 @@ import pytest
 from common import files, schema
 from jobs import evaluate
 from model import calibration, data, screening, serving
-from tests.conftest import TEST_GATE, TEST_SHAPE, TEST_TARGET
+from tests.conftest import TEST_GATE, TEST_SHAPE
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def mnist_outputs(mnist_model, mnist_dataset):
     """The real seed model's probabilities on the validation and test splits."""
     model = serving.load_model(str(mnist_model))
     return {
-        split: evaluate.predict_split(model, str(mnist_dataset), split)
+        split: data.predict_split(model, str(mnist_dataset), split)
         for split in ("validation", "test")
     }
 
@@ -81,55 +81,79 @@ def test_binomial_upper_bound_matches_the_rule_of_three_and_grows_with_errors():
     assert bounds == sorted(bounds) and all(b > k / 1000 for k, b in enumerate(bounds))
 
 
-def test_evaluate_writes_calibration_for_this_exact_model(mnist_model, mnist_dataset, tmp_path):
+def _digests(folder) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): files.sha256_file(str(p))
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_train_calibrates_for_this_exact_model_and_evaluate_changes_only_the_blessing(
+    mnist_model, mnist_dataset, tmp_path
+):
     model = tmp_path / "model"
     shutil.copytree(mnist_model, model)  # the shared model keeps its own (test) blessing
-    (model / schema.CALIBRATION_FILE).unlink()
-    results = evaluate.run(
-        ["--data", str(mnist_dataset), "--model", str(model), "--output", str(tmp_path / "r")]
-        + [*TEST_TARGET, *TEST_SHAPE, "--suite-size", "300", "--suite-per-kind", "30"]
-    )
-    saved = files.read_json(str(model / schema.CALIBRATION_FILE))
+    (model / schema.BLESSING_FILE).unlink()
+    saved = files.read_json(str(model / schema.CALIBRATION_FILE))  # written by digits train
     assert saved["model_id"] == serving.model_id(serving.keras_path(str(model)))
-    section = json.loads((tmp_path / "r" / "evaluation.json").read_text())["calibration"]
-    assert saved["temperature"] == section["temperature"] and saved["threshold"] < 1
-    assert section["test_accuracy_after"] == results["accuracy"]
-    manifest = data.read_manifest(str(mnist_dataset))
+    assert saved["threshold"] < 1 and saved["threshold_rule"] == "bound"  # the default
+    chosen = saved["validation_at_threshold"]
     assert (
-        section["validation_at_threshold"]["accepted"]
-        <= manifest["splits"]["validation"]["records"]
+        chosen["accepted"]
+        <= data.read_manifest(str(mnist_dataset))["splits"]["validation"]["records"]
     )
-    chosen = section["validation_at_threshold"]
-    assert saved["threshold_rule"] == section["threshold_rule"] == "bound"  # the default
-    # the shape check's weights are in calibration.json (the scorer's), not in the report
+    assert calibration.binomial_upper_bound(chosen["errors"], chosen["accepted"]) <= 0.005
+    # the shape check's weights are in calibration.json (the scorer's), not in metrics.json
     assert 0 < saved["max_shape"] < 1 and len(saved["shape_check"]["layers"]) == 5
-    assert section["screen"]["shape_check"] == {
+    trained = json.loads((model / schema.METRICS_FILE).read_text())["calibration"]
+    assert trained["screen"]["shape_check"] == {
         "architecture": saved["shape_check"]["architecture"]
     }
-    assert calibration.binomial_upper_bound(chosen["errors"], chosen["accepted"]) <= 0.005
+    reference = json.loads((model / schema.REFERENCE_FILE).read_text())
+    assert reference["source"] == "validation split"
+    validation = data.read_manifest(str(mnist_dataset))["splits"]["validation"]["records"]
+    assert sum(reference["histograms"]["digit"]) == validation
+
+    before = _digests(model)
+    results = evaluate.run(
+        ["--data", str(mnist_dataset), "--model", str(model), "--output", str(tmp_path / "r")]
+        + ["--suite-size", "300", "--suite-per-kind", "30"]
+    )
+    after = _digests(model)
+    assert set(after) - set(before) == {schema.BLESSING_FILE}
+    assert {name: after[name] for name in before} == before  # nothing else changed
+    section = json.loads((tmp_path / "r" / "evaluation.json").read_text())["calibration"]
+    assert saved["temperature"] == section["temperature"]
+    assert section["threshold"] == saved["threshold"]
+    assert section["test_accuracy_after"] == results["accuracy"]
+    assert section["screen"]["shape_check"] == trained["screen"]["shape_check"]
     assert (tmp_path / "r" / "reliability.png").stat().st_size > 10_000
     assert "## Calibration and the review threshold" in (tmp_path / "r" / "report.md").read_text()
 
 
-def test_evaluate_warns_when_no_threshold_meets_the_target(
-    tiny_model, tiny_dataset, tmp_path, capsys
-):
+def test_train_warns_when_no_threshold_meets_the_target(tiny_dataset, tmp_path, capsys):
     # A few dozen validation digits cannot vouch for a 0.1% error: every digit would go to
     # review, and the job says so instead of leaving it to be found in the night's output.
+    from jobs import train
+
     model = tmp_path / "model"
-    shutil.copytree(tiny_model, model)
-    evaluate.run(
-        ["--data", str(tiny_dataset), "--model", str(model), "--output", str(tmp_path / "r")]
-        + ["--suite-size", "20", "--suite-per-kind", "2", *TEST_GATE]
+    train.run(
+        ["--data", str(tiny_dataset), "--output", str(model), "--epochs", "1"]
+        + ["--batch-size", "32", *TEST_SHAPE]
     )
     assert files.read_json(str(model / schema.CALIBRATION_FILE))["threshold"] > 1.0
     err = capsys.readouterr().err
     assert "no review threshold meets --target-error 0.001" in err
     assert "the scorer will send every digit to review" in err
     # And it does: even predictions whose float32 confidence is exactly 1.0.
-    test = evaluate.predict_split(serving.load_model(str(model)), str(tiny_dataset), "test")
+    test = data.predict_split(serving.load_model(str(model)), str(tiny_dataset), "test")
     statuses = serving.Predictor(str(model)).predict(data.to_pixels(test["images"]))["status"]
     assert len(statuses) and not np.any(statuses == screening.ACCEPTED)
+    evaluate.run(
+        ["--data", str(tiny_dataset), "--model", str(model), "--output", str(tmp_path / "r")]
+        + ["--suite-size", "20", "--suite-per-kind", "2", *TEST_GATE]
+    )
     assert "none meets it, so every digit goes to review" in (tmp_path / "r/report.md").read_text()
 
 

@@ -49,7 +49,10 @@ def cloud(tmp_path_factory, gcs_emulator):
     preprocess.run(["--source", str(raw), "--output", str(tmp / "data"), *TINY])
     from jobs import train
 
-    train.run(["--data", f"{bucket}/data", "--output", f"{bucket}/model", "--epochs", "1"])
+    train.run(
+        ["--data", f"{bucket}/data", "--output", f"{bucket}/model", "--epochs", "1"]
+        + ["--shape-check-epochs", "1"]
+    )
     from jobs.make_images import write_pngs
 
     write_pngs(str(tmp / "data"), "test", str(tmp / "png"))
@@ -144,7 +147,7 @@ def test_killed_training_resumes_from_the_bucket(tmp_path, gcs_emulator):
     preprocess.run(["--source", f"{bucket}/raw", "--output", f"{bucket}/data", *TINY])
     model = f"{bucket}/model"
     argv = ["jobs.train", "--data", f"{bucket}/data", "--output", model]
-    argv += ["--epochs", "4", "--batch-size", "16"]
+    argv += ["--epochs", "4", "--batch-size", "16", "--shape-check-epochs", "1"]
     latest = f"{model}/{model_folder.BACKUP_DIR}/{model_folder.LATEST_FILE}"
     kill_job_when(argv, lambda: files.exists(latest), timeout=300)
     saved = files.read_json(latest)["epoch"]

@@ -138,7 +138,7 @@ def test_gated_retraining_promotes_a_blessed_model_and_skips_one_that_is_not(tmp
         "digits_model": str(promoted),
         "digits_runner": "DirectRunner",
         "digits_preprocess_args": "--no-digest-check --validation-size 100 --num-shards 2",
-        "digits_train_args": "--epochs 1 --batch-size 32",
+        "digits_train_args": "--epochs 1 --batch-size 32 --shape-check-epochs 1",
         "digits_gate_args": " ".join(TEST_GATE) + " --suite-size 100 --suite-per-kind 10",
     }
     steps = ("preprocess", "train", "evaluate", "promote")

@@ -17,7 +17,7 @@ def test_the_readme_is_a_front_door():
     lines = (REPO / "README.md").read_text().splitlines()
     assert len(lines) <= 200
     text = "\n".join(lines)
-    for guide in ("data", "training", "evaluation", "scoring", "cloud", "scheduling",
+    for guide in ("data", "training", "calibration", "evaluation", "scoring", "cloud", "scheduling",
                   "operations", "benchmarks", "development"):  # fmt: skip
         assert f"(docs/{guide}.md)" in text
 

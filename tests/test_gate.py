@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from common import schema
-from model import gate, serving
+from jobs import calibration_report
+from model import gate, serving, shape_check
 from tests.conftest import TEST_GATE, evaluated
 from tests.test_score import DATE, run_scorer
 
@@ -62,6 +63,11 @@ def worse_model(tmp_path_factory, mnist_model, mnist_dataset):
     noise = np.random.default_rng(0).normal(0, kernel.std() * 1.5, kernel.shape)
     model.layers[-1].set_weights([kernel + noise.astype(kernel.dtype), bias])
     model.save(folder / schema.KERAS_FILE)
+    # A changed model file needs its own calibration, as digits train fits it.
+    config = calibration_report.CalibrationConfig(
+        target_error=0.005, shape_check=shape_check.ShapeCheckConfig(epochs=1, max_outliers=1500)
+    )
+    calibration_report.fit(model, str(folder), str(mnist_dataset), config)
     gate_options = (*TEST_GATE, "--baseline", str(mnist_model))
     return evaluated(folder, mnist_dataset, gate=gate_options)
 

@@ -128,7 +128,7 @@ def test_a_model_without_calibration_or_with_a_stale_one_is_refused(
     shutil.copytree(mnist_model, model)
     (model / schema.CALIBRATION_FILE).unlink()
     assert run_scorer(model, mixed_set[0] / "*", tmp_path / "out") == 2
-    assert "digits evaluate" in capsys.readouterr().err
+    assert "digits train" in capsys.readouterr().err
     shutil.copy(mnist_model / schema.CALIBRATION_FILE, model / schema.CALIBRATION_FILE)
     stale = json.loads((model / schema.CALIBRATION_FILE).read_text())
     stale["model_id"] = "sha256:0000000000000000"

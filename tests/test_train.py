@@ -254,7 +254,7 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path):
     dataset = preprocess_tiny(tmp_path, train=3000, test=100, validation=100)
     model_dir = tmp_path / "model"
     argv = ["jobs.train", "--data", str(dataset), "--output", str(model_dir)]
-    argv += ["--epochs", "6", "--batch-size", "16"]
+    argv += ["--epochs", "6", "--batch-size", "16", "--shape-check-epochs", "1"]
     history = model_dir / schema.HISTORY_FILE
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     kill_job_when(
@@ -276,3 +276,29 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path):
     metrics = json.loads((model_dir / schema.METRICS_FILE).read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3, 4, 5, 6]
     shutil.rmtree(tmp_path)
+
+
+def test_a_trained_model_folder_is_servable_without_evaluate(tiny_dataset, tmp_path, capsys):
+    from jobs import score
+    from tests.conftest import TEST_CALIBRATION
+    from tests.fakes import digit_like_images
+
+    model = tmp_path / "model"
+    argv = ["--data", str(tiny_dataset), "--output", str(model), "--epochs", "1"]
+    train.run([*argv, "--batch-size", "32", *TEST_CALIBRATION])
+    assert not (model / schema.BLESSING_FILE).exists()  # evaluate blesses; train calibrates
+    saved = tf.saved_model.load(str(model / schema.SAVED_MODEL_DIR))
+    outputs = saved.signatures["predict_encoded"].structured_outputs
+    assert {"status", "reasons", "calibrated_confidence"} <= set(outputs)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i, pixels in enumerate(digit_like_images(5, seed=2)[0]):
+        Image.fromarray(pixels).save(inputs / f"{i}.png")
+    flags = ["--model", str(model), "--input", str(inputs / "*.png"), "--max-error-rate", "1"]
+    assert score.main([*flags, "--output", str(tmp_path / "refused")]) == 2
+    assert "blessing" in capsys.readouterr().err
+    out = tmp_path / "scores"
+    assert score.main([*flags, "--output", str(out), "--allow-unblessed"]) == 0
+    shards = sorted(out.glob("predictions-*"))
+    rows = [json.loads(line) for shard in shards for line in shard.read_text().splitlines()]
+    assert len(rows) == 5 and all(row["status"] for row in rows)

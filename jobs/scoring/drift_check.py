@@ -5,8 +5,8 @@
     nights = trailing_nights(output, date, 7)        # earlier ordinary dt=*/summary.json
     report = check(tonight_histograms, reference, nights)
 
-The reference is `reference.json` in the model folder (digits evaluate writes it from the
-test split), or what `--drift-reference` names: a reference.json, or a night's
+The reference is `reference.json` in the model folder (digits train writes it from the
+validation split), or what `--drift-reference` names: a reference.json, or a night's
 summary.json (a team whose forms look nothing like MNIST picks a good night).
 """
 
