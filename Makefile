@@ -8,7 +8,7 @@ MNIST_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 export MNIST_DIR
 OUT ?= out
 EPOCHS ?= 10
-MODEL ?= seed
+RECIPE ?= seed
 
 AIRFLOW_VENV ?= .venv-airflow
 
@@ -37,7 +37,7 @@ $(AIRFLOW_VENV)/.installed: deploy/airflow/requirements.txt deploy/airflow/requi
 
 run: setup
 	$(VENV)/bin/digits preprocess --output $(OUT)/data
-	$(VENV)/bin/digits train --data $(OUT)/data --output $(OUT)/model --model $(MODEL) --epochs $(EPOCHS)
+	$(VENV)/bin/digits train --data $(OUT)/data --output $(OUT)/model --recipe $(RECIPE) --epochs $(EPOCHS)
 	$(VENV)/bin/digits evaluate --data $(OUT)/data --model $(OUT)/model --output $(OUT)/report
 	$(PY) -m jobs.make_images --data $(OUT)/data --split test --limit 2000 --output $(OUT)/images
 	$(VENV)/bin/digits score --model $(OUT)/model --input '$(OUT)/images/*.png' --output $(OUT)/scores --date $$(date +%F)
@@ -46,7 +46,7 @@ run: setup
 # $(OUT)/retrain, promoted to $(PROMOTED) (what the nightly scorer reads) only if blessed.
 retrain: setup
 	$(VENV)/bin/digits preprocess --output $(OUT)/retrain/data
-	$(VENV)/bin/digits train --data $(OUT)/retrain/data --output $(OUT)/retrain/model --model $(MODEL) --epochs $(EPOCHS)
+	$(VENV)/bin/digits train --data $(OUT)/retrain/data --output $(OUT)/retrain/model --recipe $(RECIPE) --epochs $(EPOCHS)
 	$(VENV)/bin/digits evaluate --data $(OUT)/retrain/data --model $(OUT)/retrain/model --output $(OUT)/retrain/report --baseline $(PROMOTED)
 	$(VENV)/bin/digits promote --candidate $(OUT)/retrain/model --to $(PROMOTED)
 

@@ -134,7 +134,7 @@ def train_runs(data_dir: str, model: str, seeds: list[int], epochs: int | None =
                 data_dir,
                 "--output",
                 out,
-                "--model",
+                "--recipe",
                 model,
                 "--seed",
                 str(seed),

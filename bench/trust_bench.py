@@ -34,7 +34,7 @@ def ensure_evaluated(data_dir: str, models_dir: str, name: str) -> dict:
     model, report = os.path.join(models_dir, name), os.path.join(models_dir, name + "-report")
     if not os.path.exists(os.path.join(model, "metrics.json")):
         timed([sys.executable, "-m", "jobs.train", "--data", data_dir, "--output", model,
-               "--model", name])  # fmt: skip
+               "--recipe", name])  # fmt: skip
     if not os.path.exists(os.path.join(report, "evaluation.json")):
         timed([sys.executable, "-m", "jobs.evaluate", "--data", data_dir, "--model", model,
                "--output", report])  # fmt: skip

@@ -3,7 +3,7 @@ the model folder it ends with is servable (`digits score --allow-unblessed` take
 `digits evaluate` judges and blesses it).
 
     digits train --data out/data --output out/model                  # the notebook: seed, 10 epochs
-    digits train --data out/data --output out/model --model strong   # the stronger recipe
+    digits train --data out/data --output out/model --recipe strong  # the stronger recipe
     python -m jobs.train --data out/data --output out/model          # the same
 
 Killed midway, the same command resumes from the last finished epoch (Keras
@@ -82,7 +82,10 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="digits train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="a dataset folder from digits preprocess")
     parser.add_argument("--output", required=True, help="model folder to write")
-    parser.add_argument("--model", default="seed", choices=sorted(RECIPES))
+    parser.add_argument(
+        "--recipe", default="seed", choices=sorted(RECIPES), help="the training recipe"
+    )
+    parser.add_argument("--model", dest="misnamed_recipe", help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, help="default: the recipe's (seed 10, strong 14)")
     parser.add_argument("--batch-size", type=int, help="default: the recipe's (seed 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -96,8 +99,13 @@ def parse_args(argv):
     parser.add_argument("--xla", action="store_true", help="XLA-compile the train step (GPU)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     args = parser.parse_args(argv)
+    if args.misnamed_recipe:
+        parser.error(
+            f"--model {args.misnamed_recipe}: the training recipe is --recipe "
+            f"{args.misnamed_recipe} (--model names a model folder in the other jobs)"
+        )
     config = recipe(
-        args.model,
+        args.recipe,
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,

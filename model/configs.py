@@ -2,7 +2,7 @@
 
 seed:   the original notebook, exactly. `digits train --data D --output M` (the defaults)
         runs 10 epochs, batch 64.
-strong: `digits train --data D --output M --model strong`: batch norm, dropout, random
+strong: `digits train --data D --output M --recipe strong`: batch norm, dropout, random
         rotations, zooms and shifts inside the model, one-cycle learning rate, 14 epochs,
         and not-a-digit images in every batch (outlier exposure, model/outliers.py).
 

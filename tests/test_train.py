@@ -302,3 +302,13 @@ def test_a_trained_model_folder_is_servable_without_evaluate(tiny_dataset, tmp_p
     shards = sorted(out.glob("predictions-*"))
     rows = [json.loads(line) for shard in shards for line in shard.read_text().splitlines()]
     assert len(rows) == 5 and all(row["status"] for row in rows)
+
+
+def test_the_recipe_is_named_recipe_and_model_stays_a_folder(tiny_dataset, tmp_path, capsys):
+    argv = ["--data", str(tiny_dataset), "--output", str(tmp_path / "m")]
+    _, config, _ = train.parse_args([*argv, "--recipe", "strong"])
+    assert config.model == "strong"
+    with pytest.raises(SystemExit) as stopped:
+        train.parse_args([*argv, "--model", "strong"])
+    assert stopped.value.code == 2
+    assert "the training recipe is --recipe strong" in capsys.readouterr().err
