@@ -215,14 +215,15 @@ def check_reachable(directory: str) -> None:
             outcome["error"] = error
         outcome["done"] = True
 
+    wait = reach_timeout()
     worker = threading.Thread(target=listing, daemon=True)  # left behind on a time-out
     worker.start()
-    worker.join(reach_timeout())
+    worker.join(wait)
     if "error" in outcome:
         raise outcome["error"]
     if "done" not in outcome:
         raise StorageUnreachable(
-            f"{directory}: no answer from Google Cloud Storage in {reach_timeout():.0f} s. "
+            f"{directory}: no answer from Google Cloud Storage in {wait:.0f} s. "
             "Check the network (and a proxy), and that credentials resolve: `gcloud auth "
             "application-default print-access-token` (DIGITS_STORAGE_TIMEOUT sets the wait)."
         )

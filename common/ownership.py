@@ -6,7 +6,7 @@ the job then refuses (exit status 2) before any work, naming the folder, a few o
 files and the fix, and it never deletes anything but files its patterns name.
 
     ownership.claim(output, ownership.SCORE_PARTITION, "digits score", fix="...")
-    ownership.own_files(output, ownership.SCORE_PARTITION)  # what a rerun may replace
+    ownership.is_own("summary.json", ownership.SCORE_PARTITION)  # what a rerun may replace
 
 Patterns are fnmatch patterns on the relative path, '/'-separated (`*` matches across
 folders, so `saved_model/*` is everything under saved_model/).
@@ -93,11 +93,6 @@ def is_own(name: str, patterns) -> bool:
 def foreign_files(folder: str, patterns) -> list[str]:
     """The files under `folder` (relative paths) that no pattern names; [] if none or absent."""
     return [name for name in files.list_tree(folder) if not is_own(name, patterns)]
-
-
-def own_files(folder: str, patterns) -> list[str]:
-    """The full paths of the files under `folder` that the patterns name."""
-    return [files.join(folder, n) for n in files.list_tree(folder) if is_own(n, patterns)]
 
 
 def claim(folder: str, patterns, job: str, option: str = "--output", fix: str = "") -> None:

@@ -140,9 +140,9 @@ def _walk(base: str, base_real: str, relative: str, regex: re.Pattern):
     hidden = relative.startswith(".") or "/." in relative
     visited = {base_real}
     inside = base_real.rstrip("/") + "/"
-    stack = [(base, False)]
+    stack = [(base, "", False)]  # folder, its path relative to base ("" or "a/b/"), via a link
     while stack:
-        folder, via = stack.pop()
+        folder, prefix, via = stack.pop()
         try:
             entries = list(os.scandir(folder))
         except OSError:
@@ -153,7 +153,7 @@ def _walk(base: str, base_real: str, relative: str, regex: re.Pattern):
             except OSError:
                 is_dir = False
             if not is_dir:
-                if regex.match(os.path.relpath(entry.path, base)):
+                if regex.match(prefix + entry.name):
                     yield entry.path, via or entry.is_symlink()
                 continue
             if entry.name.startswith(".") and not hidden:
@@ -164,7 +164,7 @@ def _walk(base: str, base_real: str, relative: str, regex: re.Pattern):
                 if real in visited or real.startswith(inside):
                     continue
                 visited.add(real)
-            stack.append((entry.path, link))
+            stack.append((entry.path, f"{prefix}{entry.name}/", link))
 
 
 @dataclass
