@@ -14,7 +14,7 @@ AIRFLOW_VENV ?= .venv-airflow
 
 PROMOTED ?= $(OUT)/promoted
 
-.PHONY: setup airflow-env run test lint bench bench-scale bench-trust retrain clean
+.PHONY: setup airflow-env run test lint bench bench-run bench-scale bench-trust retrain clean
 
 setup: $(VENV)/.installed
 
@@ -54,8 +54,11 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Two workers (pytest-xdist), a test module each at a time; the datasets and models the
+# tests share are made once for both (tests/conftest.py, made_once).
+TEST_WORKERS ?= 2
 test: lint airflow-env
-	$(VENV)/bin/pytest -q --durations=15 tests
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 tests
 
 # About 55 minutes on a 2-core machine, most of it the strong model's three seeds.
 bench: setup
@@ -70,6 +73,11 @@ bench: setup
 bench-trust: setup
 	test -f $(OUT)/data/manifest.json || $(VENV)/bin/digits preprocess --output $(OUT)/data
 	$(PY) -m bench.trust_bench --data $(OUT)/data
+
+# `make run`, this checkout against BASELINE (a commit) in the same run (about 15 minutes).
+BASELINE ?= 39621ca
+bench-run: setup
+	$(PY) -m bench.run_bench --baseline $(BASELINE)
 
 # Scoring 70,000 / 300,000 / 1,000,000 files and 1,000,000 records (about 15 minutes).
 bench-scale: setup

@@ -1,4 +1,5 @@
-"""Installs the digits batch system: the `common`, `pipeline`, `model` and `jobs` packages.
+"""Installs the digits batch system: the `common`, `pipeline`, `model`, `training`,
+`evaluation`, `scoring`, `monitoring`, `review` and `jobs` packages.
 
 The same file is what `--setup_file ./setup.py` hands to Dataflow workers, so
 everything a worker imports must be listed in `install_requires`.
@@ -21,6 +22,16 @@ setup(
             "pipeline.*",
             "model",
             "model.*",
+            "training",
+            "training.*",
+            "evaluation",
+            "evaluation.*",
+            "scoring",
+            "scoring.*",
+            "monitoring",
+            "monitoring.*",
+            "review",
+            "review.*",
             "jobs",
             "jobs.*",
         ]
@@ -39,7 +50,15 @@ setup(
     extras_require={
         # gcp-storage-emulator: a real GCS server on 127.0.0.1 for the tests and for
         # trying the gs:// paths without a cloud account (README, "On Dataflow").
-        "test": ["pytest>=8", "ruff>=0.15", "gcp-storage-emulator>=2026.7"],
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.8",
+            "ruff>=0.15",
+            "gcp-storage-emulator>=2026.7",
+            # the review page's browser test drives Debian's chromium (.ci/run installs it)
+            "selenium>=4.45",
+        ],
     },
+    package_data={"review": ["static/*"]},  # the review page ships with the package
     entry_points={"console_scripts": ["digits=jobs.cli:main"]},
 )

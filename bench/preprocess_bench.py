@@ -29,7 +29,7 @@ def main(argv=None) -> int:
             "ours (digits preprocess)": lambda i: [
                 py,
                 "-m",
-                "pipeline.preprocess",
+                "jobs.preprocess",
                 "--source",
                 source,
                 "--output",

@@ -128,7 +128,7 @@ def large_idx(source: str, factor: int = 10, seed: int = 0) -> str:
 
 def preprocess(source: str, images: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "pipeline.preprocess", "--source", source]
+        command = [sys.executable, "-m", "jobs.preprocess", "--source", source]
         wall, peak = measured([*command, "--output", out, "--no-digest-check"])
     return {
         "inputs": images,

@@ -27,7 +27,7 @@ BENCH_MODEL_OPTIONS = ["--allow-unblessed", "--drift-alarm", "off"]
 
 
 def ensure_pngs(data_dir: str) -> list[str]:
-    from jobs.make_images import write_pngs
+    from model.data import write_pngs
 
     if not os.path.isdir(PNG_DIR) or len(os.listdir(PNG_DIR)) < 70_000:
         for split in ("train", "validation", "test"):
@@ -51,7 +51,7 @@ def ensure_model(data_dir: str, model: str | None) -> str:
 
 def plain_loop(paths: list[str], model: str, batch_size: int = 256) -> float:
     """Seconds for read + decode + normalise + batched predict, in one process, no Beam."""
-    from jobs.scoring import images
+    from model import images
     from model.serving import Predictor
 
     predictor = Predictor(model)

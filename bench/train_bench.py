@@ -65,9 +65,9 @@ def bench_epochs(data_dir: str, epochs: int = 6) -> dict:
     """Seed model: streamed from shards (our job) vs the notebook's in-memory NumPy fit."""
     import keras
 
-    from jobs.train import compile_model, plan_devices
     from model import data
     from model.configs import recipe
+    from training.train import compile_model, plan_devices
 
     config = recipe("seed")
     plan = plan_devices([], False, False)

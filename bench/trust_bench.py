@@ -90,8 +90,8 @@ def pipeline_seconds(model: str, paths_glob: str, screened: bool) -> float:
     import apache_beam as beam
 
     from jobs import score
-    from jobs.scoring.inputs import list_inputs
     from model.serving import Predictor, keras_path, model_id
+    from scoring.inputs import list_inputs
 
     config = score.ScoreConfig(model=model, inputs=(paths_glob,), output="unused")
     identifier = model_id(keras_path(model))
@@ -145,8 +145,8 @@ def drift_cost(paths_glob_folder: list[str], pipeline_seconds_with: float) -> di
     256) for the same files, against the nightly pipeline's seconds."""
     import numpy as np
 
-    from jobs.scoring import images
-    from model import drift
+    from model import images
+    from monitoring import drift
 
     arrays = []
     for path in paths_glob_folder:

@@ -5,11 +5,20 @@ the workers count for themselves; on Dataflow the lines go to the job's logs.
 
     log = ProgressLog(expected=1_000_000, interval=30, unit="inputs")
     log.count(done=256)     # in a DoFn, after each batch
+
+The in-process jobs (training, evaluation) say where they are with `Steps`: a line when
+each step starts, and, inside a long step, a line at most every `interval` seconds with
+how far it is and the time left.
+
+    steps = Steps("digits evaluate")
+    steps.start("the corruption suite")
+    steps.tick(done=3, total=15, unit="corruptions")
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -48,6 +57,34 @@ class ProgressLog:
             f"progress: {done:,} {self.unit}{share} done, {rate:,.0f}/s, {state['failed']:,} "
             f"errors so far, about {_duration(left)} left"
         )
+
+
+class Steps:
+    """Progress lines of an in-process job, on standard error (see the module doc)."""
+
+    def __init__(self, job: str, interval: float = 30.0, stream=None):
+        self.job, self.interval, self.stream = job, interval, stream
+        self.started = self.step_started = self.last = time.monotonic()
+        self.what = ""
+
+    def start(self, what: str) -> None:
+        now = time.monotonic()
+        self.what, self.step_started, self.last = what, now, now
+        self._say(f"{what} ({_duration(now - self.started)} since the start)")
+
+    def tick(self, done: int, total: int, unit: str = "", detail: str = "") -> None:
+        """Within the current step: `done` of `total` so far; a line if `interval` passed."""
+        now = time.monotonic()
+        if now - self.last < self.interval or not total:
+            return
+        self.last = now
+        rate = done / max(now - self.step_started, 1e-9)
+        left = (total - done) / rate if rate else float("inf")
+        where = f"{done:,} of {total:,}{' ' + unit if unit else ''} ({done / total:.0%})"
+        self._say(f"{self.what}: {where}{detail}, about {_duration(left)} left")
+
+    def _say(self, line: str) -> None:
+        print(f"{self.job}: {line}", file=self.stream or sys.stderr, flush=True)
 
 
 def _duration(seconds: float) -> str:

@@ -5,6 +5,7 @@
     digits evaluate --data out/data --model out/model --output out/report
     digits score --model out/model --input 'images/*.png' --output out/scores
     digits promote --candidate out/retrain/model --to out/model
+    digits review --scores out/scores/dt=2026-11-25 --labels out/labels
 
 `digits JOB --help` lists each job's options; every job also runs as
 `python -m <package>.<module>` with the same flags.
@@ -19,11 +20,12 @@ import sys
 from common.startup import quiet_native_startup
 
 JOBS = {
-    "preprocess": "pipeline.preprocess",
+    "preprocess": "jobs.preprocess",
     "train": "jobs.train",
     "evaluate": "jobs.evaluate",
     "score": "jobs.score",
     "promote": "jobs.promote",
+    "review": "jobs.review",
 }
 
 

@@ -9,307 +9,87 @@ the confusion matrix, the model's calibration measured on test), confusion_matri
 misclassified.png (test digits the model got wrong, true -> predicted), samples.png (test
 digits with predictions), reliability.png, corruptions.png, not_a_digit.png, scans.png and
 report.md, a short model card. Into the model folder: blessing.json, the gate's verdict
-for this exact model file (jobs/gate_report.py). The calibration it measures is the one
-`digits train` fitted on the validation split (jobs/calibration_report.py); the
-robustness suites (corruptions, not-a-digit inputs, scans) are in
-jobs/robustness_report.py.
+for this exact model file (evaluation/blessing.py). The calibration it measures is the one
+`digits train` fitted on the validation split (training/calibrate.py). The work is in
+the evaluation package (evaluation/evaluate.py wires it); this module holds the options.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
-import os
-import shutil
 import sys
-import tempfile
 
-import keras
-import matplotlib
-import numpy as np
+from evaluation.evaluate import EvaluateRun, Suites
+from evaluation.evaluate import run as evaluate
+from evaluation.gate import GateConfig
+from jobs.exits import run_job
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from common import files, ownership, schema  # noqa: E402
-from jobs import calibration_report, gate_report, robustness_report  # noqa: E402
-from model import data, serving  # noqa: E402
-
-
-@contextlib.contextmanager
-def report_folder(output: str):
-    """Yields a local folder to write the report in; uploaded afterwards if `output` is gs://."""
-    if files.is_local(output):
-        os.makedirs(output, exist_ok=True)
-        yield output
-        return
-    local = tempfile.mkdtemp(prefix="digits-report-")
-    try:
-        yield local
-        files.upload_tree(local, output)
-    finally:
-        shutil.rmtree(local, ignore_errors=True)
+GATE_OPTIONS = (
+    ("min_accuracy", "lowest test accuracy to bless"),
+    ("min_class_recall", "lowest recall of any digit to bless"),
+    ("max_ece", "highest expected calibration error after scaling to bless"),
+    ("min_corruption_accuracy", "lowest mean accuracy under the corruptions to bless"),
+    ("max_accuracy_drop", "largest accuracy drop against --baseline to bless"),
+)
 
 
-def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
-    predicted = probabilities.argmax(axis=1)
-    n = schema.NUM_CLASSES
-    confusion = np.zeros((n, n), dtype=np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    true_positive = np.diag(confusion).astype(np.float64)
-    precision = np.divide(
-        true_positive, confusion.sum(axis=0), out=np.zeros(n), where=confusion.sum(axis=0) > 0
+def parse_args(argv) -> EvaluateRun:
+    parser = argparse.ArgumentParser(
+        prog="digits evaluate", description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
-    recall = np.divide(
-        true_positive, confusion.sum(axis=1), out=np.zeros(n), where=confusion.sum(axis=1) > 0
-    )
-    f1 = np.divide(
-        2 * precision * recall, precision + recall, out=np.zeros(n), where=precision + recall > 0
-    )
-    picked = probabilities[np.arange(len(labels)), labels]
-    return {
-        "examples": int(len(labels)),
-        "accuracy": float((predicted == labels).mean()),
-        "loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
-        "per_class": {
-            str(digit): {
-                "precision": float(precision[digit]),
-                "recall": float(recall[digit]),
-                "f1": float(f1[digit]),
-                "support": int(confusion[digit].sum()),
-            }
-            for digit in range(n)
-        },
-        "confusion_matrix": confusion.tolist(),  # rows: true digit, columns: predicted
-    }
-
-
-def plot_confusion(confusion: np.ndarray, path: str, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)
-    shown = np.log1p(confusion)
-    ax.imshow(shown, cmap="Blues")
-    for (row, col), count in np.ndenumerate(confusion):
-        if count:
-            colour = "white" if shown[row, col] > shown.max() * 0.6 else "black"
-            ax.text(col, row, str(count), ha="center", va="center", fontsize=7, color=colour)
-    ax.set_xticks(range(10))
-    ax.set_yticks(range(10))
-    ax.set_xlabel("predicted digit")
-    ax.set_ylabel("true digit")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_digits(images, captions, path: str, title: str, columns: int = 10) -> None:
-    rows = max(1, int(np.ceil(len(images) / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 1.05 + 0.4), dpi=100)
-    for ax in np.ravel(axes):
-        ax.axis("off")
-    for ax, image, caption in zip(np.ravel(axes), images, captions, strict=False):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(caption, fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def model_card(model: keras.Model, training: dict, results: dict, manifest: dict) -> str:
-    """report.md: data, architecture, recipe, results and limits of the model."""
-    summary = io.StringIO()
-    model.summary(print_fn=lambda line, **_: summary.write(line + "\n"))
-    splits = {name: f"{manifest['splits'][name]['records']:,}" for name in schema.SPLITS}
-    return f"""# Model card: `{training["model"]}` digit classifier
-
-## Data
-MNIST: {splits["train"]} training images, {splits["validation"]} validation images carved
-from the end of the training file, {splits["test"]} test images; 28x28 grayscale, pixels / 255.
-Preprocessed by `digits preprocess` (pipeline {manifest["pipeline_version"]}).
-
-## Architecture
-{training["parameters"]:,} parameters.
-
-```
-{summary.getvalue().strip()}
-```
-
-## Training recipe
-{_recipe_text(training)}
-
-## Results (test split, {results["examples"]:,} images)
-Accuracy **{results["accuracy"]:.4f}**, loss {results["loss"]:.4f}; validation accuracy
-{training["validation"]["accuracy"]:.4f}.
-
-{_per_class_table(results["per_class"])}
-
-![confusion matrix](confusion_matrix.png)
-
-![misclassified test digits](misclassified.png)
-
-{calibration_report.card_section(results["calibration"])}
-{robustness_report.card_section(results["robustness"])}
-{gate_report.card_section(results["blessing"])}
-## Limits
-{_limits_text(results["per_class"])}
-"""
-
-
-def _recipe_text(training: dict) -> str:
-    config = training["config"]
-    schedule = " (one-cycle: warm-up then cosine decay)" if config["one_cycle"] else ""
-    augmentation = "none"
-    if config["augment"]:
-        augmentation = (
-            f"random rotations up to {config['max_rotation_degrees']} degrees, zooms up to "
-            f"{config['max_zoom']:.0%} and shifts up to {config['max_shift']:.0%}"
-        )
-    kept = "the last epoch"
-    if config["keep_best_on_validation"]:
-        kept = f"the epoch with the lowest validation loss (epoch {training['chosen_epoch']})"
-    return (
-        f"Adam, learning rate {config['learning_rate']}{schedule}, batch {config['batch_size']},\n"
-        f"{config['epochs']} epochs, categorical cross-entropy (label smoothing\n"
-        f"{config['label_smoothing']}), seed {config['seed']}. Augmentation: {augmentation}.\n"
-        f"Weights kept: {kept}."
-    )
-
-
-def _per_class_table(per_class: dict) -> str:
-    rows = "\n".join(
-        f"| {d} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |"
-        for d, m in per_class.items()
-    )
-    return "| digit | precision | recall | F1 | support |\n| --- | --- | --- | --- | --- |\n" + rows
-
-
-def _limits_text(per_class: dict) -> str:
-    worst = min(per_class, key=lambda d: per_class[d]["f1"])
-    return (
-        "- Trained on centred, size-normalised, white-on-black handwritten digits. Other images\n"
-        "  must go through the same MNIST-style normalisation (the SavedModel's `predict_encoded`\n"
-        "  and `digits score` do it). Photos, several digits in one image, letters or symbols\n"
-        "  still get a digit, often with high raw confidence: use `status`, whose input checks\n"
-        "  and shape check catch most of them (Robustness, below), not `confidence`.\n"
-        f"- Weakest class here: {worst} (F1 {per_class[worst]['f1']:.4f}).\n"
-        "- MNIST writers are American Census Bureau employees and high-school students; other\n"
-        "  handwriting styles (e.g. continental 1s and 7s) are under-represented."
-    )
-
-
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="digits evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="a dataset folder from digits preprocess")
     parser.add_argument("--model", required=True, help="a model folder from digits train")
     parser.add_argument("--output", required=True, help="report folder to write")
     parser.add_argument(
         "--suite-size",
         type=int,
-        default=2000,
+        default=Suites.size,
         help="test digits in the corruption, not-a-digit and scan suites",
     )
     parser.add_argument(
-        "--suite-per-kind", type=int, default=200, help="images of each not-a-digit kind"
+        "--suite-per-kind",
+        type=int,
+        default=Suites.per_kind,
+        help="images of each not-a-digit kind",
     )
-    parser.add_argument("--suite-seed", type=int, default=0, help="seed of the suites")
-    gate_report.add_options(parser)
+    parser.add_argument("--suite-seed", type=int, default=Suites.seed, help="seed of the suites")
+    parser.add_argument(
+        "--baseline",
+        help="the model now promoted: bless only if this one is no worse (a folder without "
+        "a model yet, as on a first run, skips the comparison and says so)",
+    )
+    for name, help_text in GATE_OPTIONS:
+        default = getattr(GateConfig, name)
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=float, default=default,
+            help=f"{help_text} (default {default})",
+        )  # fmt: skip
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    return EvaluateRun(
+        args.data,
+        args.model,
+        args.output,
+        args.baseline,
+        Suites(args.suite_size, args.suite_per_kind, args.suite_seed),
+        GateConfig(**{name: getattr(args, name) for name, _ in GATE_OPTIONS}),
+    )
 
 
 def run(argv: list[str] | None = None) -> dict:
-    """load -> predict test -> metrics -> the stored calibration on test -> robustness
-    suites -> the gate's blessing -> evaluation.json, pictures, model card. Of the model
-    folder it writes only blessing.json."""
-    args = parse_args(argv)
-    files.check_reachable(args.output)
-    fix = "Write the report into a new or empty --output folder."
-    ownership.claim(args.output, ownership.REPORT, "digits evaluate", fix=fix)
-    fix = "Keep your files outside the model folder: evaluate writes its blessing there."
-    ownership.claim(args.model, ownership.MODEL, "digits evaluate", "--model", fix)
-    training = serving.training_metrics(args.model)
-    model = serving.load_model(args.model)
-    screen = serving.load_screen(args.model)  # fitted by digits train for this model file
-    with data.local_dataset(args.data) as dataset:
-        test = data.predict_split(model, dataset.path, verify=not dataset.verified)
-        baseline = None
-        if gate_report.baseline_exists(args.baseline):  # the promoted model, same images
-            baseline = data.predict_split(serving.load_model(args.baseline), dataset.path)
-    results = classification_metrics(test["labels"], test["probabilities"])
-    calibration_report.measure(test, screen.shape_check or None)
-    results["calibration"] = calibration_report.judge(test, files.read_json(
-        serving.calibration_path(args.model)))  # fmt: skip
-    predictor = serving.Predictor(args.model)  # the scorer's
-    results["robustness"] = robustness_report.evaluate(
-        predictor, test, args.suite_size, args.suite_per_kind, args.suite_seed
-    )
-    results["blessing"] = gate_report.bless(args, results, test, baseline)
-    write_report(args, model, training, results, test, dataset.manifest)
+    job = parse_args(argv)
+    results = evaluate(job)
     blessing = results["blessing"]
     verdict = "blessed" if blessing["blessed"] else f"NOT blessed ({', '.join(blessing['failed'])})"
     print(
         f"test accuracy {results['accuracy']:.4f}, loss {results['loss']:.4f}; {verdict}; "
-        f"report in {args.output}/report.md"
+        f"report in {job.output}/report.md"
     )
     return results
 
 
-def write_report(args, model, training: dict, results: dict, test: dict, manifest: dict):
-    with report_folder(args.output) as output:
-        with open(os.path.join(output, "evaluation.json"), "w") as handle:
-            json.dump(
-                {"model": training["model"], "model_id": training.get("model_id"), **results},
-                handle,
-                indent=2,
-            )
-        write_pictures(test, results, training["model"], output)
-        robustness_report.write_pictures(test, args.suite_seed, output, plot_digits)
-        with open(os.path.join(output, "report.md"), "w") as handle:
-            handle.write(model_card(model, training, results, manifest))
-
-
-def write_pictures(test: dict, results: dict, model_name: str, output: str) -> None:
-    """confusion_matrix.png, misclassified.png (first 60), samples.png (first 30) and
-    reliability.png."""
-    predicted = test["probabilities"].argmax(axis=1)
-    calibration_report.plot_reliability(
-        test, results["calibration"]["temperature"], os.path.join(output, "reliability.png")
-    )
-    plot_confusion(
-        np.array(results["confusion_matrix"]),
-        os.path.join(output, "confusion_matrix.png"),
-        f"{model_name}: test accuracy {results['accuracy']:.2%}",
-    )
-    wrong = np.flatnonzero(predicted != test["labels"])
-    plot_digits(
-        test["images"][wrong[:60]],
-        [f"{test['labels'][i]}→{predicted[i]}" for i in wrong[:60]],
-        os.path.join(output, "misclassified.png"),
-        f"{len(wrong)} misclassified test digits (true→predicted), first 60",
-    )
-    plot_digits(
-        test["images"][:30],
-        [f"pred {predicted[i]}" for i in range(30)],
-        os.path.join(output, "samples.png"),
-        "First 30 test digits",
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    try:
-        run(argv)
-    except (ValueError, data.DatasetError) as error:
-        print(f"digits evaluate: error: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:  # a bucket that is missing or closed to us: say so, no trace
-        if (problem := files.storage_problem(error)) is None:
-            raise
-        print(f"digits evaluate: error: {problem}", file=sys.stderr)
-        return 2
-    return 0
+    return run_job("digits evaluate", run, argv)
 
 
 if __name__ == "__main__":

@@ -9,55 +9,33 @@ predictions can be checked against the names.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-import numpy as np
-from PIL import Image
-
 from common import schema
-from model import data
+from jobs.exits import run_job
+from model.data import write_pngs
 
 
-def write_pngs(data_dir: str, split: str, output: str, limit: int | None = None) -> int:
-    """The split's images as PNG files; with `limit`, an evenly spaced sample of that many
-    (every k-th image), so it spans the split (MNIST's test split holds two populations of
-    writers, one in each half)."""
-    os.makedirs(output, exist_ok=True)
-    total = data.split_size(data.read_manifest(data_dir), split)
-    step = max(1, total // limit) if limit else 1
-    written, index = 0, -1
-    for batch in data.records(data_dir, split, 1000):
-        pixels = np.round(batch[schema.IMAGE_KEY].numpy()[..., 0] * schema.PIXEL_MAX).astype(
-            np.uint8
-        )
-        for key, label, image in zip(
-            batch[schema.KEY_KEY].numpy(), batch[schema.LABEL_KEY].numpy(), pixels, strict=True
-        ):
-            index += 1
-            if index % step:
-                continue
-            if limit is not None and written >= limit:
-                return written
-            Image.fromarray(image, mode="L").save(
-                os.path.join(output, f"{key.decode()}_label{label}.png")
-            )
-            written += 1
-    return written
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="python -m jobs.make_images", description=__doc__.split("\n\n")[0]
+        prog="python -m jobs.make_images", description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data", required=True, help="a dataset folder from digits preprocess")
     parser.add_argument("--split", default="test", choices=schema.SPLITS)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--limit", type=int, default=None)
-    args = parser.parse_args(argv)
+    parser.add_argument("--output", required=True, help="folder to write the PNG files in")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many, evenly spaced")
+    return parser.parse_args(argv)
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     count = write_pngs(args.data, args.split, args.output, args.limit)
     print(f"wrote {count} PNG files to {args.output}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job("python -m jobs.make_images", run, argv)
 
 
 if __name__ == "__main__":

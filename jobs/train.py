@@ -9,9 +9,10 @@ the model folder it ends with is servable (`digits score --allow-unblessed` take
 Killed midway, the same command resumes from the last finished epoch (Keras
 BackupAndRestore in MODEL_DIR/backup). Writes MODEL_DIR/model.keras, TensorBoard logs in
 MODEL_DIR/logs, then the calibration fitted on the validation split
-(jobs/calibration_report.py: the shape check, temperature, review threshold and input
+(training/calibrate.py: the shape check, temperature, review threshold and input
 limits in calibration.json, reference.json, and MODEL_DIR/saved_model/ with statuses) and,
 last, MODEL_DIR/metrics.json: a model folder without metrics.json is not a finished model.
+The work is in training/train.py; this module holds the options.
 
 On a GPU machine the input is prefetched onto the GPU, `--mixed-precision` and `--xla`
 turn those on, and several GPUs train under MirroredStrategy. On a CPU these flags are
@@ -21,80 +22,35 @@ ignored (with a warning), so CPU results never depend on them.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import math
-import os
 import sys
-import time
-import warnings
-from dataclasses import asdict, dataclass
 
-import keras
-import tensorflow as tf
-
-from common import files, ownership, schema
-from jobs import calibration_report, model_folder
-from model import calibration, cnn, data, export, outliers, serving
+from jobs.exits import run_job
+from model import calibration, shape_check
 from model.configs import RECIPES, TrainConfig, recipe
-
-BEST_WEIGHTS = "best.weights.h5"
-RESUME_FILES = (schema.HISTORY_FILE, BEST_WEIGHTS)  # beside Keras' backup/
-log = logging.getLogger("digits.train")
-# Keras warns that fit's shuffle does not apply to a tf.data input: ours shuffles itself.
-warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+from training.calibrate import CalibrationConfig
+from training.train import TrainRun
+from training.train import run as train
 
 
-@dataclass(frozen=True)
-class DevicePlan:
-    """How to use the machine's accelerators; decided once, from the GPU list and flags."""
-
-    strategy: str  # "default" | "mirrored"
-    prefetch_device: str | None
-    mixed_precision: bool
-    xla: bool
-    notes: tuple[str, ...] = ()
-
-
-def plan_devices(gpus: list[str], mixed_precision: bool, xla: bool) -> DevicePlan:
-    if not gpus:
-        notes = tuple(
-            f"--{flag} ignored: no GPU (results on the CPU never depend on it)"
-            for flag, on in (("mixed-precision", mixed_precision), ("xla", xla))
-            if on
-        )
-        return DevicePlan("default", None, False, False, notes)
-    if len(gpus) == 1:
-        return DevicePlan("default", "/gpu:0", mixed_precision, xla)
-    # Several GPUs: MirroredStrategy distributes (and prefetches) each batch itself.
-    return DevicePlan("mirrored", None, mixed_precision, xla)
-
-
-def make_strategy(plan: DevicePlan) -> tf.distribute.Strategy:
-    if plan.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    if plan.strategy == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="digits train", description=__doc__.split("\n\n")[0])
+def parse_args(argv) -> TrainRun:
+    parser = argparse.ArgumentParser(
+        prog="digits train", description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
     parser.add_argument("--data", required=True, help="a dataset folder from digits preprocess")
     parser.add_argument("--output", required=True, help="model folder to write")
     parser.add_argument(
-        "--recipe", default="seed", choices=sorted(RECIPES), help="the training recipe"
+        "--recipe", default=TrainConfig.model, choices=sorted(RECIPES), help="the training recipe"
     )
     parser.add_argument("--model", dest="misnamed_recipe", help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, help="default: the recipe's (seed 10, strong 14)")
     parser.add_argument("--batch-size", type=int, help="default: the recipe's (seed 64)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed, help="random seed")
     parser.add_argument(
         "--outlier-share",
         type=float,
         help="not-a-digit images per training digit (outlier exposure; strong 0.1, seed 0)",
     )
-    calibration_report.add_options(parser)
+    add_calibration_options(parser)
     parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
     parser.add_argument("--xla", action="store_true", help="XLA-compile the train step (GPU)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
@@ -111,302 +67,81 @@ def parse_args(argv):
         seed=args.seed,
         outlier_share=args.outlier_share,
     )
-    return args, config, calibration_report.config_from(args)
-
-
-class EpochLog(keras.callbacks.Callback):
-    """Appends each epoch's metrics, wall time and throughput to history.jsonl."""
-
-    def __init__(self, path: str, examples: int):
-        super().__init__()
-        self.path, self.examples = path, examples
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self.started
-        entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
-        entry.update(
-            seconds=round(seconds, 2), examples_per_second=round(self.examples / seconds, 1)
-        )
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(entry) + "\n")
-
-
-def read_history(path: str) -> list[dict]:
-    """Per-epoch entries; an epoch logged twice (killed between log and backup) counts once."""
-    if not os.path.exists(path):
-        return []
-    by_epoch = {}
-    with open(path) as handle:
-        for line in handle:
-            if line.strip():
-                entry = json.loads(line)
-                by_epoch[entry["epoch"]] = entry
-    return [by_epoch[e] for e in sorted(by_epoch)]
-
-
-def readable_weights(path: str) -> bool:
-    import h5py
-
-    try:
-        with h5py.File(path, "r"):
-            return True
-    except OSError:
-        return False
-
-
-def compile_model(config: TrainConfig, plan: DevicePlan, steps_per_epoch: int) -> keras.Model:
-    model = cnn.build(config)
-    learning_rate = config.learning_rate
-    if config.one_cycle:  # warm up to the peak for one epoch, then cosine down to zero
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=config.learning_rate / 10,
-            warmup_target=config.learning_rate,
-            warmup_steps=steps_per_epoch,
-            decay_steps=steps_per_epoch * (config.epochs - 1),
-        )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-        jit_compile=plan.xla,
+    return TrainRun(
+        args.data, args.output, config, calibration_from(args), args.mixed_precision, args.xla
     )
-    return model
 
 
-def prepare_output(model_dir: str) -> bool:
-    """Returns True when resuming; a finished model's folder is retrained from scratch."""
-    os.makedirs(model_dir, exist_ok=True)
-    backup = os.path.join(model_dir, "backup")
-    if os.path.exists(backup):
-        return True
-    # metrics.json first: from then on the folder is not a finished model.
-    for name in (schema.METRICS_FILE, schema.HISTORY_FILE, BEST_WEIGHTS, schema.CALIBRATION_FILE):
-        path = os.path.join(model_dir, name)
-        if os.path.exists(path):
-            os.remove(path)
-    return False
-
-
-def train(
-    config: TrainConfig,
-    dataset: data.LocalDataset,
-    model_dir: str,
-    plan: DevicePlan,
-    sync: keras.callbacks.Callback | None = None,
-    calibrate: calibration_report.CalibrationConfig | None = None,
-) -> dict:
-    """inputs -> callbacks (resume included) -> fit -> choose epoch -> export -> calibrate
-    -> metrics. `model_dir` is local; `sync` runs after each epoch's backup
-    (jobs.model_folder)."""
-    keras.utils.set_random_seed(config.seed)
-    n_train = data.split_size(dataset.manifest, "train")
-    splits = make_inputs(config, dataset, plan)
-    with make_strategy(plan).scope():
-        model = compile_model(config, plan, math.ceil(n_train / config.batch_size))
-    callbacks = make_callbacks(model_dir, n_train, config.epochs) + ([sync] if sync else [])
-    started = time.perf_counter()
-    model.fit(
-        splits["train"],
-        validation_data=splits["validation"],
-        epochs=config.epochs,
-        callbacks=callbacks,
-        verbose=2,
+def add_calibration_options(parser) -> None:
+    """The calibration train fits; defaults from CalibrationConfig."""
+    defaults = CalibrationConfig()
+    parser.add_argument(
+        "--target-error",
+        type=float,
+        default=defaults.target_error,
+        help="highest error rate among accepted predictions, for the review threshold",
     )
-    seconds = time.perf_counter() - started
-    history = read_history(os.path.join(model_dir, schema.HISTORY_FILE))
-    chosen = choose_epoch(model, config, history, os.path.join(model_dir, BEST_WEIGHTS))
-    results = evaluate_splits(model, splits)
-    export.export(model, model_dir)
-    fitted = calibration_report.fit(
-        model, model_dir, dataset.path, calibrate or calibration_report.CalibrationConfig()
+    parser.add_argument(
+        "--threshold-rule",
+        choices=calibration.THRESHOLD_RULES,
+        default=defaults.threshold_rule,
+        help="bound (default): the 95%% upper bound of the error among accepted validation "
+        "predictions meets --target-error, so it holds on new data; point: the error seen "
+        "there does (more coverage, more errors than the target on new data)",
     )
-    metrics = {
-        **record(config, dataset, model, plan),
-        "chosen_epoch": chosen,
-        **results,
-        "epochs": history,
-        "train_seconds_this_run": round(seconds, 1),
-        "model_id": serving.model_id(os.path.join(model_dir, schema.KERAS_FILE)),
-        "calibration": fitted,
-    }
-    write_metrics(model_dir, metrics)
-    return metrics
+    parser.add_argument(
+        "--not-a-digit-budget",
+        type=float,
+        default=defaults.not_a_digit_budget,
+        help="largest share of validation digits the input checks may call not_a_digit",
+    )
+    parser.add_argument(
+        "--shape-check-epochs",
+        type=int,
+        default=defaults.shape_check.epochs,
+        help="epochs of the shape check, a small network telling digits from letters, "
+        "symbols and scribbles (model/shape_check.py); 0: none",
+    )
+    parser.add_argument(
+        "--shape-check-outliers",
+        type=int,
+        default=defaults.shape_check.max_outliers,
+        help="not-a-digit images it trains on (at most half the training digits)",
+    )
+    parser.add_argument(
+        "--shape-review-share",
+        type=float,
+        default=defaults.shape_review_share,
+        help="share of validation digits whose shape check score sends them to review "
+        "(unusual_shape): the least digit-like ones",
+    )
 
 
-def record(config: TrainConfig, dataset: data.LocalDataset, model, plan: DevicePlan) -> dict:
-    """What metrics.json says the model came from: recipe, data, size, devices."""
-    return {
-        "model": config.model,
-        "config": asdict(config),
-        "data": dataset.source,
-        "dataset_manifest_sha256": files.sha256_file(
-            os.path.join(dataset.path, schema.MANIFEST_FILE)
+def calibration_from(args) -> CalibrationConfig:
+    return CalibrationConfig(
+        target_error=args.target_error,
+        threshold_rule=args.threshold_rule,
+        not_a_digit_budget=args.not_a_digit_budget,
+        shape_review_share=args.shape_review_share,
+        shape_check=shape_check.ShapeCheckConfig(
+            epochs=args.shape_check_epochs, max_outliers=args.shape_check_outliers
         ),
-        "parameters": int(model.count_params()),
-        "device": asdict(plan),
-    }
-
-
-def make_inputs(
-    config: TrainConfig, dataset: data.LocalDataset, plan: DevicePlan
-) -> dict[str, tf.data.Dataset]:
-    """The three splits as (images, one-hot labels) batches; only train is shuffled, and
-    only train gets the recipe's not-a-digit images (outlier exposure)."""
-    negatives = outlier_pool(config, dataset)
-    per_batch = round(config.batch_size * config.outlier_share)
-    return {
-        split: data.supervised(
-            dataset.path,
-            split,
-            config.batch_size,
-            training=split == "train",
-            seed=config.seed,
-            shuffle_buffer=config.shuffle_buffer,
-            manifest=dataset.manifest,
-            verify=not dataset.verified,
-            device=plan.prefetch_device,
-            **(
-                {"negatives": negatives, "negatives_per_batch": per_batch}
-                if split == "train"
-                else {}
-            ),
-        )
-        for split in schema.SPLITS
-    }
-
-
-def outlier_pool(config: TrainConfig, dataset: data.LocalDataset):
-    """model.outliers' images, made from the first 5,000 training digits (None: none)."""
-    if config.outlier_share <= 0:
-        return None
-    n_train = data.split_size(dataset.manifest, "train")
-    digits = data.split_pixels(dataset.path, "train", 5000, manifest=dataset.manifest, verify=False)
-    return outliers.pool(digits, max(1, round(n_train * config.outlier_share)), config.seed)
-
-
-def make_callbacks(model_dir: str, n_train: int, epochs: int) -> list[keras.callbacks.Callback]:
-    """History log, best-epoch weights, TensorBoard and resumable backups.
-
-    In a folder with a backup (a killed run), training resumes after the last finished
-    epoch, and the best-epoch choice carries on from the epochs already logged.
-    """
-    resumed = prepare_output(model_dir)
-    history_path = os.path.join(model_dir, schema.HISTORY_FILE)
-    best_path = os.path.join(model_dir, BEST_WEIGHTS)
-    best = keras.callbacks.ModelCheckpoint(
-        # Validation loss, not accuracy: on 5,000 images accuracy moves in steps of 0.02%
-        # and ties often; the loss ranks epochs more steadily.
-        best_path,
-        monitor="val_loss",
-        mode="min",
-        save_best_only=True,
-        save_weights_only=True,
     )
-    if resumed:
-        earlier = read_history(history_path)
-        print(f"Resuming {model_dir} after epoch {len(earlier)} of {epochs}", flush=True)
-        if readable_weights(best_path):
-            best.best = min((e["val_loss"] for e in earlier), default=best.best)
-        elif os.path.exists(best_path):
-            os.remove(best_path)  # killed while being written: start the choice afresh
-    return [
-        EpochLog(history_path, n_train),
-        best,
-        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-        # Two copies: a kill while one is being written leaves the other to resume from.
-        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"), double_checkpoint=True),
-    ]
-
-
-def choose_epoch(model: keras.Model, config: TrainConfig, history: list[dict], best: str) -> int:
-    """The epoch whose weights are kept: the last, or the lowest validation loss (never test)."""
-    if not config.keep_best_on_validation:
-        return history[-1]["epoch"]
-    model.load_weights(best)
-    return min(history, key=lambda e: e["val_loss"])["epoch"]
-
-
-def evaluate_splits(model: keras.Model, splits: dict) -> dict[str, dict]:
-    return {
-        split: dict(
-            zip(["loss", "accuracy"], map(float, model.evaluate(ds, verbose=0)), strict=True)
-        )
-        for split, ds in splits.items()
-        if split != "train"
-    }
-
-
-def write_metrics(model_dir: str, metrics: dict) -> None:
-    """metrics.json, last and atomically: from now on the folder is a finished model."""
-    path = os.path.join(model_dir, schema.METRICS_FILE)
-    with open(path + ".tmp", "w") as handle:
-        json.dump(metrics, handle, indent=2)
-    os.replace(path + ".tmp", path)
 
 
 def run(argv: list[str] | None = None) -> dict:
-    args, config, calibrate = parse_args(argv)
-    plan = plan_devices(
-        [d.name for d in tf.config.list_physical_devices("GPU")], args.mixed_precision, args.xla
-    )
-    for note in plan.notes:
-        log.warning(note)
-    files.check_reachable(args.output)
-    ownership.claim(
-        args.output,
-        ownership.MODEL,
-        "digits train",
-        fix="Train into a new or empty --output folder (or one an earlier digits train wrote).",
-    )
-    with (
-        data.local_dataset(args.data) as dataset,
-        model_folder.working_folder(args.output) as local,
-    ):
-        remote = not files.is_local(args.output)
-        sync = model_folder.SyncToBucket(local, args.output, RESUME_FILES) if remote else None
-        metrics = train(config, dataset, local, plan, sync, calibrate)
-        if remote:
-            model_folder.publish(local, args.output)
-    warn_if_nothing_accepted(metrics["calibration"], calibrate)
+    job = parse_args(argv)
+    metrics = train(job)
     print(
-        f"{config.model}: validation accuracy {metrics['validation']['accuracy']:.4f}, "
+        f"{job.recipe.model}: validation accuracy {metrics['validation']['accuracy']:.4f}, "
         f"test accuracy {metrics['test']['accuracy']:.4f} (epoch {metrics['chosen_epoch']}); "
-        f"exported to {args.output}"
+        f"exported to {job.output}"
     )
     return metrics
 
 
-def warn_if_nothing_accepted(fitted: dict, calibrate) -> None:
-    if fitted["screen"]["threshold"] != calibration.ACCEPT_NOTHING:
-        return
-    print(
-        f"digits train: warning: no review threshold meets --target-error "
-        f"{calibrate.target_error} on the validation split (--threshold-rule "
-        f"{calibrate.threshold_rule}): the scorer will send every digit to review. Raise "
-        "--target-error, make the validation split larger (digits preprocess "
-        "--validation-size) or use --threshold-rule point.",
-        file=sys.stderr,
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    try:
-        run(argv)
-    except (data.DatasetError, ValueError) as error:
-        print(f"digits train: error: {error}", file=sys.stderr)
-        return 2
-    except tf.errors.DataLossError as error:
-        print(f"digits train: corrupt input: {error.message}", file=sys.stderr)
-        return 1
-    except Exception as error:  # a bucket that is missing or closed to us: say so, no trace
-        if (problem := files.storage_problem(error)) is None:
-            raise
-        print(f"digits train: error: {problem}", file=sys.stderr)
-        return 2
-    return 0
+    return run_job("digits train", run, argv)
 
 
 if __name__ == "__main__":

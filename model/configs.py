@@ -38,7 +38,7 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.model not in RECIPES:
-            raise ValueError(f"--model {self.model!r}: choose one of {', '.join(RECIPES)}")
+            raise ValueError(f"--recipe {self.model!r}: choose one of {', '.join(RECIPES)}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
@@ -63,6 +63,6 @@ RECIPES = {
 def recipe(model: str, **overrides) -> TrainConfig:
     """The named recipe with the given fields replaced (None means: keep the recipe's)."""
     if model not in RECIPES:
-        raise ValueError(f"--model {model!r}: choose one of {', '.join(RECIPES)}")
+        raise ValueError(f"--recipe {model!r}: choose one of {', '.join(RECIPES)}")
     config = TrainConfig(model=model, **RECIPES[model])
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -26,9 +26,11 @@ import tempfile
 from dataclasses import dataclass
 
 import numpy as np
+import PIL.Image
 import tensorflow as tf
 
 from common import files, schema
+from model import screening
 
 
 class DatasetError(ValueError):
@@ -138,20 +140,48 @@ def records(
     return dataset.map(schema.parse_examples, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def predict_split(model, data_dir: str, split: str = "test", verify: bool = False) -> dict:
-    """A split's images (float [n, 28, 28]), labels, keys and the model's probabilities."""
+@dataclass(frozen=True)
+class Split:
+    """One split as a model sees it, every field there from the start: the images (float
+    [n, 28, 28] in [0, 1]), the same as the scorer's pixels (uint8 [n, 28, 28]), labels,
+    record keys, the model's probabilities (float64 [n, 10]) and the input checks'
+    measurements of each image (model.screening.features, numpy [n] each)."""
+
+    name: str
+    images: np.ndarray
+    pixels: np.ndarray
+    labels: np.ndarray
+    keys: tuple[str, ...]
+    probabilities: np.ndarray
+    measured: dict[str, np.ndarray]
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+
+def predict_split(
+    model, data_dir: str, split: str = "test", verify: bool = False, shape_weights=None
+) -> Split:
+    """A split read in record order, with the model's probabilities and the input checks'
+    measurements (with the shape check's `shape_weights`, if given)."""
     images, labels, keys, probabilities = [], [], [], []
     for batch in records(data_dir, split, 512, verify=verify):
         probabilities.append(model.predict_on_batch(batch[schema.IMAGE_KEY]))
         images.append(batch[schema.IMAGE_KEY].numpy()[..., 0])
         labels.append(batch[schema.LABEL_KEY].numpy())
         keys.extend(k.decode() for k in batch[schema.KEY_KEY].numpy())
-    return {
-        "images": np.concatenate(images),
-        "labels": np.concatenate(labels),
-        "keys": keys,
-        "probabilities": np.concatenate(probabilities).astype(np.float64),
-    }
+    pixels = to_pixels(np.concatenate(images))
+    measured = screening.features(pixels, shape_weights)
+    return Split(
+        name=split,
+        images=np.concatenate(images),
+        pixels=pixels,
+        labels=np.concatenate(labels),
+        keys=tuple(keys),
+        probabilities=np.concatenate(probabilities).astype(np.float64),
+        measured={k: v.numpy() for k, v in measured.items()},
+    )
 
 
 def to_pixels(images) -> np.ndarray:
@@ -234,3 +264,28 @@ def supervised(
     if device:
         return dataset.apply(tf.data.experimental.prefetch_to_device(device))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def write_pngs(data_dir: str, split: str, output: str, limit: int | None = None) -> int:
+    """The split's images as PNG files; with `limit`, an evenly spaced sample of that many
+    (every k-th image), so it spans the split (MNIST's test split holds two populations of
+    writers, one in each half)."""
+    os.makedirs(output, exist_ok=True)
+    total = split_size(read_manifest(data_dir), split)
+    step = max(1, total // limit) if limit else 1
+    written, index = 0, -1
+    for batch in records(data_dir, split, 1000):
+        pixels = to_pixels(batch[schema.IMAGE_KEY].numpy())
+        for key, label, image in zip(
+            batch[schema.KEY_KEY].numpy(), batch[schema.LABEL_KEY].numpy(), pixels, strict=True
+        ):
+            index += 1
+            if index % step:
+                continue
+            if limit is not None and written >= limit:
+                return written
+            PIL.Image.fromarray(image, mode="L").save(
+                os.path.join(output, f"{key.decode()}_label{label}.png")
+            )
+            written += 1
+    return written

@@ -8,13 +8,11 @@ The SavedModel (`MODEL_DIR/saved_model/`) needs no project code, only TensorFlow
 
 Both return `probabilities` (float32 [n, 10]) and `digits` (int64 [n]). Normalisation
 (/ 255, and for encoded images the MNIST-style centring of model.digit_image) lives
-inside the signatures, so callers send raw pixels or file bytes.
-
-`digits train` exports it again once it has fitted the model's calibration
-(model.screening), and
-then both also return what `digits score` writes for each input: `calibrated_confidence`
-(float32), `status` and `reasons` (strings; reasons comma-separated) and
-`not_a_digit_score`.
+inside the signatures, so callers send raw pixels or file bytes. `digits train` writes
+model.keras when training ends and the SavedModel once it has fitted the model's
+calibration (model.screening), so both also return what `digits score` writes for each
+input: `calibrated_confidence` (float32), `status` and `reasons` (strings; reasons
+comma-separated) and `not_a_digit_score`.
 """
 
 from __future__ import annotations
@@ -68,23 +66,16 @@ def export_saved_model(model: keras.Model, path: str, screen=None) -> None:
     archive.write_out(path, verbose=False)
 
 
-def export(model: keras.Model, model_dir: str) -> None:
-    """Writes model.keras and saved_model/ (each via a temporary name, then renamed)."""
+def save_keras(model: keras.Model, model_dir: str) -> None:
+    """Writes model.keras (via a temporary name, then renamed); the SavedModel follows
+    once the calibration is fitted (`replace_saved_model`)."""
     keras_path = os.path.join(model_dir, schema.KERAS_FILE)
     model.save(keras_path + ".tmp.keras")
     os.replace(keras_path + ".tmp.keras", keras_path)
-    saved = os.path.join(model_dir, schema.SAVED_MODEL_DIR)
-    staging = saved + ".tmp"
-    if tf.io.gfile.exists(staging):
-        tf.io.gfile.rmtree(staging)
-    export_saved_model(model, staging)
-    if tf.io.gfile.exists(saved):
-        tf.io.gfile.rmtree(saved)
-    tf.io.gfile.rename(staging, saved)
 
 
 def replace_saved_model(model: keras.Model, model_dir: str, screen) -> None:
-    """Exports the SavedModel again, with the calibration (local or gs:// model folder).
+    """Exports the SavedModel with the calibration (local or gs:// model folder).
     Written beside, then swapped in; on a bucket, saved_model.pb is copied last, so a
     copy cut short cannot be loaded."""
     local = tempfile.mkdtemp(prefix="digits-export-")

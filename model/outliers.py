@@ -7,7 +7,7 @@ give (Hendrycks & Gimpel 2017: out-of-distribution inputs still get 83-92%).
     pool(train_digits, 5_500, seed=0)  # uint8 [5500, 28, 28], through the scorer's normalisation
 
 Four kinds, made from random strokes and the training digits, deliberately not the
-evaluation's generators (model.suites, whose font glyphs, straight-line random-walk
+evaluation's generators (evaluation.suites, whose font glyphs, straight-line random-walk
 scribbles, pages, smudges and side-by-side pairs the model never sees in training):
 
 - stroke soup: three to six straight strokes and arcs of random width (fewer could draw
@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
-
-from common import schema
 
 KINDS = ("stroke_soup", "overlay", "hand_letter", "curve")
 _CANVAS = 112
@@ -196,18 +194,8 @@ def pool(digits: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
 
 
 def _normalised(images: list[np.ndarray]) -> np.ndarray:
-    """Each image (uint8 [h, w], sizes vary) through model.digit_image.normalise_digit, in
-    order, by tf.data's parallel map: the same pixels as one call per image, 1.4-1.9x
-    faster on two cores (4,000 images)."""
-    import tensorflow as tf
+    """Each image (uint8 [h, w], sizes vary) through the scorer's normalisation, in order
+    (model.images.normalise_all: normalise_digit on every core)."""
+    from model.images import normalise_all
 
-    from model.digit_image import normalise_digit
-
-    if not images:
-        return np.zeros((0, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH), np.uint8)
-    spec = tf.TensorSpec([None, None, 1], tf.uint8)
-    made = tf.data.Dataset.from_generator(
-        lambda: (i[..., None] for i in images), output_signature=spec
-    )
-    normalised = made.map(normalise_digit, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return np.concatenate([batch.numpy() for batch in normalised.batch(256)])
+    return normalise_all([image[..., None] for image in images])

@@ -239,11 +239,9 @@ def fit(
     shape_weights: dict | None = None,
     shape_review_share: float = 0.0,
 ) -> Screen:
-    """Input limits from the measurements of held-out digits (validation): every limit cuts
-    the same tail share q of the digits, with q the largest that flags at most `budget` of
-    them in all (found by bisection). `measured["shape"]` is the score of the shape check
-    with `shape_weights` (none without them); its review limit cuts the top
-    `shape_review_share` of the digits."""
+    """Input limits from held-out digits' measurements: each cuts the same tail share q,
+    the largest (by bisection) flagging at most `budget` of them in all. The shape check's
+    review limit (with `shape_weights`) cuts the top `shape_review_share` of them."""
     values = {name: np.asarray(measured[name], np.float64) for name in FEATURES}
     confidence = np.asarray(calibrated_confidence, np.float64)
     review_shape = 1.0
@@ -265,15 +263,23 @@ def fit(
             review_shape=review_shape,
         )
 
-    def flagged(screen: Screen) -> float:
-        status = judge(values, confidence, screen)["status"].numpy()
-        return float(np.mean(status == NOT_A_DIGIT))
+    def flagged(screen: Screen) -> float:  # the share of digits called not_a_digit
+        return float(np.mean(judge(values, confidence, screen)["status"].numpy() == NOT_A_DIGIT))
 
     low, high = 0.0, budget
     for _ in range(30):
         middle = (low + high) / 2
         low, high = (middle, high) if flagged(limits(middle)) <= budget else (low, middle)
     screen = limits(low)
+    share = shape_review_share if shape_weights else 0.0
     fitted = {"budget": budget, "tail_share": low, "digits": len(confidence),
-              "shape_review_share": shape_review_share if shape_weights else 0.0}  # fmt: skip
-    return replace(screen, fitted={**fitted, "flagged_share": flagged(screen)})
+              "shape_review_share": share, "flagged_share": flagged(screen)}  # fmt: skip
+    return replace(screen, fitted=fitted)
+
+
+def for_people(screen: dict) -> dict:
+    """The screen as evaluation.json shows it: the shape check's weights stay in
+    calibration.json."""
+    weights = screen.get("shape_check") or {}
+    summary = {"architecture": weights["architecture"]} if weights else {}
+    return {**screen, "shape_check": summary}

@@ -132,7 +132,7 @@ def load_screen(model: str, model_id_: str | None = None) -> screening.Screen:
 
 
 def check_blessing(model: str, allow_unblessed: bool = False) -> dict:
-    """The model's blessing (digits evaluate writes it; model.gate), checked to be for the
+    """The model's blessing (digits evaluate writes it; evaluation.gate), checked to be for the
     model file as it is now. Refuses (ModelRefused) a missing blessing, one for another
     digest, or a "not blessed" verdict, unless `allow_unblessed`: then the returned record
     says so."""

@@ -6,9 +6,9 @@ trained on digits alone (the notebook's `seed`) reads a font's r, #, v, A or ! a
 recipe: a three-layer convolutional network (FILTERS, HIDDEN; about 40,000 weights and a
 fortieth of the classifier's arithmetic) trained on training digits against
 model.outliers' images (hand-drawn letters and symbols, pen curves, stroke soup, two
-digits over each other), none of which are the evaluation's generators (model.suites).
+digits over each other), none of which are the evaluation's generators (evaluation.suites).
 
-`digits train` trains it (jobs/calibration_report.py) and stores its weights in
+`digits train` trains it (training/calibrate.py) and stores its weights in
 calibration.json with the other input checks, so the scorer, the SavedModel and Dataflow
 workers carry it as part of model.screening.Screen:
 
@@ -53,9 +53,11 @@ def network():
     )
 
 
-def train(digits: np.ndarray, not_digits: np.ndarray, config: ShapeCheckConfig) -> dict:
+def train(
+    digits: np.ndarray, not_digits: np.ndarray, config: ShapeCheckConfig, callbacks=()
+) -> dict:
     """uint8 [n, 28, 28] digits and [m, 28, 28] not-digits (weighted to count as much as
-    the digits) -> the trained weights (`encode`)."""
+    the digits) -> the trained weights (`encode`); `callbacks`: Keras', for the fit."""
     import keras
 
     keras.utils.set_random_seed(config.seed)
@@ -65,7 +67,13 @@ def train(digits: np.ndarray, not_digits: np.ndarray, config: ShapeCheckConfig) 
     model = network()
     model.compile(keras.optimizers.Adam(1e-3), keras.losses.BinaryCrossentropy(from_logits=True))
     model.fit(
-        x, y, sample_weight=weight, batch_size=config.batch_size, epochs=config.epochs, verbose=0
+        x,
+        y,
+        sample_weight=weight,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        verbose=0,
+        callbacks=list(callbacks),
     )
     return encode(model)
 

@@ -1,11 +1,12 @@
 """The preprocessing pipeline: raw MNIST IDX files -> sharded, normalised TFRecords.
 
-`preprocess.run(argv)` is the job; the record schema it writes is `common.schema`.
+`preprocess.run(config, beam_args)` is the stage `digits preprocess` runs (jobs/preprocess.py
+holds its options); the record schema it writes is `common.schema`.
 """
 
 import sys
 
-if sys.argv[:1] == ["-m"]:  # `python -m pipeline.preprocess`: quiet before TensorFlow loads
+if sys.argv[:1] == ["-m"]:  # `python -m jobs.preprocess`: quiet before TensorFlow loads
     from common.startup import quiet_native_startup
 
     quiet_native_startup()

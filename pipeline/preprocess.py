@@ -1,15 +1,5 @@
-"""Preprocessing job: raw MNIST IDX files -> sharded, normalised TFRecords with metadata.
-
-Locally (DirectRunner):
-
-    digits preprocess --output out/data [--source DIR] [--validation-size 5000]
-    python -m pipeline.preprocess --output out/data     # the same
-
-On Dataflow (the same code; every Beam option passes through; README, "On Dataflow"):
-
-    digits preprocess --source gs://BUCKET/mnist --output gs://BUCKET/digits/data \\
-        --runner DataflowRunner --project PROJECT --region REGION \\
-        --temp_location gs://BUCKET/tmp --setup_file ./setup.py
+"""Preprocessing: raw MNIST IDX files -> sharded, normalised TFRecords with metadata (the
+pipeline `digits preprocess` runs; jobs/preprocess.py holds its options).
 
 Output: `mnist-{train,validation,test}.tfrecord-SSSSS-of-NNNNN`, TFDS metadata
 (`tfds.builder_from_directory(OUTPUT)` loads it) and `manifest.json`, written last.
@@ -17,10 +7,7 @@ Output: `mnist-{train,validation,test}.tfrecord-SSSSS-of-NNNNN`, TFDS metadata
 
 from __future__ import annotations
 
-import argparse
-import logging
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -28,12 +15,11 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import pipeline
-from common import files, options, schema
+from common import files, schema
 from common.progress import ProgressLog
 from common.startup import show_job_logs
 from pipeline import idx, output, sources
 from pipeline.transforms import (
-    COMPRESSIONS,
     Normalise,
     ReadIdx,
     ShardPlan,
@@ -56,72 +42,6 @@ class PreprocessConfig:
     compression: str = "none"
     verify_digests: bool = True
     progress_interval: float = 30.0  # seconds between progress lines
-
-
-def parse_args(argv: list[str] | None) -> tuple[PreprocessConfig, list[str]]:
-    """The job's options (a checked PreprocessConfig) and the rest, which must be Beam's."""
-    known, beam_args = options.parse_job_and_beam(_parser(), argv)
-    given = vars(known)
-    given.pop("verbose")  # read by common.startup, not part of the dataset's config
-    config = PreprocessConfig(**given)
-    if config.num_shards < 0:
-        raise ValueError(f"--num-shards must be 0 (automatic) or more, got {config.num_shards}")
-    return config, beam_args
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="digits preprocess",
-        description="Raw MNIST IDX files -> sharded, normalised TFRecords (Apache Beam). "
-        "Beam pipeline options (--runner, --project, ...) are taken too; anything else "
-        "stops the job.",
-    )
-    parser.add_argument("--output", required=True, help="dataset folder, local or gs://")
-    parser.add_argument(
-        "--source",
-        help="folder with the four MNIST .gz files (local or gs://); default: $MNIST_DIR, "
-        "then the cache, then a download",
-    )
-    parser.add_argument(
-        "--validation-size",
-        type=int,
-        default=5_000,
-        help="last N training images form the validation split (default 5000)",
-    )
-    parser.add_argument(
-        "--num-shards",
-        type=int,
-        default=0,
-        help="shards per split; 0 (default): one per 10,000 records",
-    )
-    parser.add_argument(
-        "--compression",
-        choices=COMPRESSIONS,
-        default="none",
-        help="GZIP-compress the shards (TFDS cannot load compressed shards)",
-    )
-    parser.add_argument(
-        "--no-digest-check",
-        dest="verify_digests",
-        action="store_false",
-        help="for other IDX datasets of MNIST's shape (Fashion-MNIST, KMNIST, "
-        "your own): header checks still apply, MNIST's digests do not",
-    )
-    _add_run_options(parser)
-    return parser
-
-
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    """What the job shows while it runs."""
-    parser.add_argument(
-        "--verbose", action="store_true", help="show TensorFlow's and Beam's start-up logs"
-    )
-    parser.add_argument(
-        "--progress-interval",
-        type=float,
-        default=30.0,
-        help="seconds between progress lines (images read, rate, time left)",
-    )
 
 
 def plan_sources(config: PreprocessConfig, source_dir: str) -> tuple[list[SplitSource], dict]:
@@ -272,9 +192,9 @@ def summary(manifest: dict) -> str:
     return "\n".join(lines)
 
 
-def run(argv: list[str] | None = None) -> dict:
+def run(config: PreprocessConfig, beam_args: list[str]) -> dict:
+    """sources -> refuse a foreign --output -> the Beam pipeline -> manifest, last."""
     started = time.time()
-    config, beam_args = parse_args(argv)
     show_job_logs()
     source_dir = sources.locate(config.source)
     specs, counts = plan_sources(config, source_dir)
@@ -284,28 +204,3 @@ def run(argv: list[str] | None = None) -> dict:
     manifest = finalise(config, counts, time.time() - started)
     print(summary(manifest))
     return manifest
-
-
-def main(argv: list[str] | None = None) -> int:
-    logging.getLogger().setLevel(logging.WARNING)
-    try:
-        run(argv)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"digits preprocess: error: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:  # a failure inside the pipeline: show our message, not Beam's
-        if problem := files.storage_problem(error):
-            print(f"digits preprocess: error: {problem}", file=sys.stderr)
-            return 2
-        message = pipeline.root_cause(error, idx.IdxError)
-        print(f"digits preprocess: failed: {message}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    # Run the installed module, not this file as __main__: Beam pickles what it runs by
-    # module name, and workers import the module, never `__main__`.
-    from pipeline import preprocess as job
-
-    sys.exit(job.main())

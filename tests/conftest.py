@@ -3,11 +3,14 @@ helper that starts a job, waits for a condition and kills it."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -20,6 +23,28 @@ from pipeline import idx
 from tests.fakes import write_tiny_mnist
 
 REPO = Path(__file__).resolve().parents[1]
+# The installed packages, in the order the data flows through them (setup.py ships them).
+PACKAGES = (
+    "common", "pipeline", "model", "monitoring", "training", "evaluation", "scoring",
+    "review", "jobs",
+)  # fmt: skip
+
+
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], Path]) -> Path:
+    """What `make(folder)` returns, made once per test run even on several workers
+    (`make test` runs two, pytest-xdist): the first to ask makes it under a lock, the
+    others wait for it and reuse it. A half-made one (a killed run) is made again."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this run
+    folder, done = root / f"shared-{name}", root / f"shared-{name}.done"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            done.write_text(str(make(folder)))
+    return Path(done.read_text())
 
 
 def kill_job_when(
@@ -28,19 +53,24 @@ def kill_job_when(
     """Runs `python -m MODULE ARGS...` from the checkout, waits until `condition()` holds
     (polled, never a fixed sleep), then SIGKILLs it. Fails if the job ends or the time
     runs out first: such a test would not have killed anything."""
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [sys.executable, "-m", *module_argv],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         start_new_session=True,
     )
     deadline = time.monotonic() + timeout
     try:
         while not condition():
             if process.poll() is not None:
-                pytest.fail(f"{module_argv[0]} ended (exit {process.returncode}) before the kill")
+                log.seek(0)
+                tail = log.read().decode(errors="replace")[-1500:]
+                pytest.fail(
+                    f"{module_argv[0]} ended (exit {process.returncode}) before the kill:\n{tail}"
+                )
             if time.monotonic() > deadline:
                 pytest.fail(f"{module_argv[0]}: condition not reached in {timeout} s")
             time.sleep(0.02)
@@ -133,18 +163,20 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def mnist_dataset(tmp_path_factory, mnist_dir) -> Path:
     """The real MNIST, preprocessed once per test session."""
-    from pipeline import preprocess
+    from jobs import preprocess
 
-    out = tmp_path_factory.mktemp("mnist") / "data"
-    preprocess.run(["--source", str(mnist_dir), "--output", str(out)])
-    return out
+    def make(folder: Path) -> Path:
+        preprocess.run(["--source", str(mnist_dir), "--output", str(folder / "data")])
+        return folder / "data"
+
+    return made_once(tmp_path_factory, "mnist_dataset", make)
 
 
 def preprocess_tiny(
     directory: Path, train: int = 600, test: int = 200, validation: int = 100
 ) -> Path:
     """A small dataset in the project's format, from tiny IDX files."""
-    from pipeline import preprocess
+    from jobs import preprocess
 
     raw = write_tiny_mnist(directory / "raw", train=train, test=test)
     out = directory / "data"
@@ -166,7 +198,7 @@ def preprocess_tiny(
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
-    return preprocess_tiny(tmp_path_factory.mktemp("tiny"))
+    return made_once(tmp_path_factory, "tiny_dataset", preprocess_tiny)
 
 
 @pytest.fixture(scope="session")
@@ -174,10 +206,12 @@ def tiny_model(tmp_path_factory, tiny_dataset) -> Path:
     """A seed model trained for 2 epochs on the tiny dataset (calibrated), evaluated."""
     from jobs import train
 
-    out = tmp_path_factory.mktemp("tiny_model") / "model"
-    argv = ["--data", str(tiny_dataset), "--output", str(out), "--epochs", "2"]
-    train.run([*argv, "--batch-size", "32", *TEST_CALIBRATION])
-    return evaluated(out, tiny_dataset)
+    def make(folder: Path) -> Path:
+        argv = ["--data", str(tiny_dataset), "--output", str(folder / "model"), "--epochs", "2"]
+        train.run([*argv, "--batch-size", "32", *TEST_CALIBRATION])
+        return evaluated(folder / "model", tiny_dataset)
+
+    return made_once(tmp_path_factory, "tiny_model", make)
 
 
 # A target error a briefly trained model's 5,000 validation digits can vouch for: the 0.1%
@@ -216,8 +250,10 @@ def mnist_model(tmp_path_factory, mnist_dataset) -> Path:
     (its report: mnist_model.parent / "report")."""
     from jobs import train
 
-    out = tmp_path_factory.mktemp("mnist_model") / "model"
-    train.run(
-        ["--data", str(mnist_dataset), "--output", str(out), "--epochs", "1", *TEST_CALIBRATION]
-    )
-    return evaluated(out, mnist_dataset, suite_size=1000, per_kind=100)
+    def make(folder: Path) -> Path:
+        out = folder / "model"
+        argv = ["--data", str(mnist_dataset), "--output", str(out), "--epochs", "1"]
+        train.run([*argv, *TEST_CALIBRATION])
+        return evaluated(out, mnist_dataset, suite_size=200, per_kind=20)
+
+    return made_once(tmp_path_factory, "mnist_model", make)

@@ -68,7 +68,7 @@ with DAG(
 
     preprocess = step(
         "preprocess",
-        f"pipeline.preprocess --source {var('digits_raw', 'gs://my-bucket/digits/raw')} "
+        f"jobs.preprocess --source {var('digits_raw', 'gs://my-bucket/digits/raw')} "
         f"--output {RUN}/data --runner {var('digits_runner', 'DataflowRunner')} "
         f"{var('digits_preprocess_args', '')}",
     )

@@ -1,4 +1,4 @@
-"""Run by tests/test_deploy.py inside the Airflow environment (.venv-airflow): loads the DAG
+"""Run by tests/deploy/test_airflow.py inside the Airflow environment (.venv-airflow): loads the DAG
 file, renders its task's templated fields for a given date and Variables, and prints them
 as JSON, with the command-line arguments the Beam operator would pass to the job."""
 

@@ -1,4 +1,4 @@
-"""Run by tests/test_deploy.py inside the Airflow environment (.venv-airflow): runs the DAG
+"""Run by tests/deploy/test_airflow.py inside the Airflow environment (.venv-airflow): runs the DAG
 for real with Airflow's own `dag.test()` for one logical date, and prints the run's state
 and its task's state as JSON.
 

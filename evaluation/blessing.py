@@ -1,0 +1,88 @@
+"""The gate step of `digits evaluate`: the blessing (evaluation/gate.py) for this exact
+model file, written last into the model folder as blessing.json, and a model card section.
+"""
+
+from __future__ import annotations
+
+from common import files, schema
+from evaluation import gate
+from model import serving
+from model.data import Split
+
+
+def baseline_exists(baseline: str | None) -> bool:
+    """Whether --baseline names a model; a folder with none yet (first run) is said so."""
+    if not baseline:
+        return False
+    path = baseline if baseline.endswith(".keras") else files.join(baseline, schema.KERAS_FILE)
+    if files.exists(path):
+        return True
+    print(f"digits evaluate: no model at --baseline {baseline} yet: not compared (first run)")
+    return False
+
+
+def bless(
+    config: gate.GateConfig,
+    model: str,
+    baseline_model: str | None,
+    results: dict,
+    test: Split,
+    baseline: Split | None,
+) -> dict:
+    """The gate's verdict (evaluation.gate), written last into the model folder as
+    blessing.json for the model file's SHA-256."""
+    verdict = gate.bless(
+        config,
+        test.labels,
+        test.predicted,
+        results["calibration"]["test_ece_after"],
+        results["robustness"]["corruptions"]["mean_accuracy"],
+        None if baseline is None else baseline.predicted,
+    )
+    digest = files.sha256_file(serving.keras_path(model))
+    verdict = {
+        "model_id": serving.identifier(digest),
+        "model_sha256": digest,
+        "baseline": None
+        if baseline is None
+        else {
+            "model": baseline_model,
+            "model_id": serving.model_id(serving.keras_path(baseline_model)),
+        },
+        **verdict,
+        "created": files.utc_timestamp(),
+    }
+    files.write_json(files.join(model, schema.BLESSING_FILE), verdict)
+    return verdict
+
+
+def card_section(blessing: dict) -> str:
+    rows = "\n".join(
+        f"| {c['check']} | {_figure(c)} | {c['limit']} | {'yes' if c['passed'] else '**no**'} |"
+        for c in blessing["checks"]
+    )
+    verdict = "**blessed**" if blessing["blessed"] else "**not blessed**"
+    return f"""## Blessing
+This model file (SHA-256 `{blessing["model_sha256"][:16]}`) is {verdict}: `digits score`
+refuses a model that is not, or whose file changed since (`--allow-unblessed` overrides,
+and the summary records it).
+
+| check | figure | to pass | passed |
+| --- | --- | --- | --- |
+{rows}
+"""
+
+
+def _figure(check: dict) -> str:
+    value = check["value"]
+    if check.get("skipped"):
+        return f"skipped: {check['skipped']}"
+    if isinstance(value, dict) and "worst_digit" in value:
+        return f"digit {value['worst_digit']}: {value['recall']:.4f}"
+    if isinstance(value, dict):
+        return (
+            f"{value['candidate_accuracy']:.4f} vs {value['baseline_accuracy']:.4f}; "
+            f"only baseline right {value['only_baseline_right']}, only this model "
+            f"{value['only_candidate_right']}, p = {value['p']:.3g}"
+        )
+    return f"{value:.4f}"

@@ -1,0 +1,136 @@
+"""The calibration `digits train` stored, judged on the test split: ECE, coverage, the
+bound and the statuses, for the `calibration` section of evaluation.json,
+`reliability.png` and a section of the model card.
+
+    judged = evaluation.calibration.judge(test, stored)
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from model import calibration, screening  # noqa: E402
+from model.data import Split  # noqa: E402
+
+COVERAGE_THRESHOLDS = (0.5, 0.9, 0.95, 0.99, 0.995, 0.999)
+RULES = {
+    "bound": "its 95% upper bound there meets the target",
+    "point": "the error seen there meets the target",
+}
+
+
+def judge(test: Split, stored: dict) -> dict:
+    """The stored calibration (calibration.json) on the test split, `measure`d with its
+    shape check: ECE, coverage, the bound, and the statuses of the digits."""
+    screen = screening.Screen.from_dict(stored)
+    temperature, threshold = screen.temperature, screen.threshold
+    before, labels = test.probabilities, test.labels
+    after = calibration.scale(before, temperature)
+    confirmed = calibration.coverage(after, labels, threshold)
+    confirmed["error_upper_bound_95"] = calibration.binomial_upper_bound(
+        confirmed["errors"], confirmed["accepted"]
+    )
+    return {
+        "screen": screening.for_people(screen.to_dict()),
+        **judge_test(test, after, screen),
+        "misclassified_auroc": calibration.auroc(
+            -after.max(axis=1)[after.argmax(axis=1) != labels],
+            -after.max(axis=1)[after.argmax(axis=1) == labels],
+        ),
+        "temperature": temperature,
+        "fitted_on": stored.get("fitted_on", "validation"),
+        "ece_bins": calibration.ECE_BINS,
+        "test_ece_before": calibration.expected_calibration_error(before, labels),
+        "test_ece_after": calibration.expected_calibration_error(after, labels),
+        "test_nll_before": calibration.nll(before, labels),
+        "test_nll_after": calibration.nll(after, labels),
+        "test_accuracy_after": float((after.argmax(axis=1) == labels).mean()),
+        "target_error": stored.get("target_error"),
+        "threshold_rule": stored.get("threshold_rule", "bound"),
+        "threshold": threshold,
+        "validation_at_threshold": stored.get("validation_at_threshold"),
+        "test_at_threshold": confirmed,
+        "test_coverage": [calibration.coverage(after, labels, t) for t in COVERAGE_THRESHOLDS],
+    }
+
+
+def judge_test(test: Split, calibrated, screen: screening.Screen) -> dict:
+    """The statuses of the test digits: counts, the share not_a_digit, the share the shape
+    check sends to review."""
+    judged = screening.judge(test.measured, calibrated.max(axis=1), screen)
+    status = judged["status"].numpy()
+    unusual = judged["reasons"].numpy() & (1 << screening.REASONS.index("unusual_shape")) > 0
+    return {
+        "test_statuses": {
+            name: int((status == code).sum()) for code, name in enumerate(screening.STATUSES)
+        },
+        "test_not_a_digit_share": float((status == screening.NOT_A_DIGIT).mean()),
+        "test_unusual_shape_share": float(unusual.mean()),
+    }
+
+
+def plot_reliability(test: Split, temperature: float, path: str) -> None:
+    """Accuracy against mean confidence per bin, before and after scaling, with the ECEs."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), dpi=100, sharey=True)
+    for ax, (title, probs) in zip(
+        axes,
+        (
+            ("before scaling", test.probabilities),
+            (
+                f"after (T = {temperature:.2f})",
+                calibration.scale(test.probabilities, temperature),
+            ),
+        ),
+        strict=True,
+    ):
+        rows = [r for r in calibration.reliability(probs, test.labels) if r[0]]
+        ece = calibration.expected_calibration_error(probs, test.labels)
+        ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1)
+        ax.plot([r[1] for r in rows], [r[2] for r in rows], marker="o")
+        ax.set_title(f"{title}: ECE {ece:.2%}")
+        ax.set_xlabel("confidence (mean in bin)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    axes[0].set_ylabel("accuracy in bin")
+    fig.suptitle("Reliability on the test split (15 bins)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def card_section(result: dict) -> str:
+    test = result["test_at_threshold"]
+    threshold = (
+        "none meets it, so every digit goes to review"
+        if result["threshold"] == calibration.ACCEPT_NOTHING
+        else f"**{result['threshold']:.4f}**"
+    )
+    rows = "\n".join(
+        f"| {c['threshold']} | {c['accepted_share']:.2%} | {c['error_among_accepted']:.3%} |"
+        for c in result["test_coverage"]
+    )
+    return f"""## Calibration and the review threshold
+Temperature **{result["temperature"]:.3f}**, fitted on the validation split: expected
+calibration error on test {result["test_ece_before"]:.2%} before, {result["test_ece_after"]:.2%}
+after (15 bins); accuracy unchanged. Threshold for at most {result["target_error"]:.2%} errors
+among accepted predictions, chosen on validation ({RULES[result["threshold_rule"]]}):
+{threshold}. On test it
+accepts {test["accepted_share"]:.2%} of the digits with {test["errors"]} errors
+({test["error_among_accepted"]:.3%}; 95% upper bound {test["error_upper_bound_95"]:.3%}).
+
+| calibrated confidence at least | accepted | error among accepted |
+| --- | --- | --- |
+{rows}
+
+![reliability diagram](reliability.png)
+
+Input checks (fitted to flag at most {result["screen"]["fitted"]["budget"]:.1%} of the
+validation digits): on test they flag {result["test_not_a_digit_share"]:.2%} of the digits as
+`not_a_digit`, and the shape check finds {result["test_unusual_shape_share"]:.2%} of them
+unusual enough for review; {result["test_statuses"]["accepted"]} of the test digits are
+`accepted` with every check. Calibrated confidence tells misclassified from correct test
+digits with AUROC {result["misclassified_auroc"]:.4f}.
+"""

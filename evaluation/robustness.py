@@ -1,0 +1,200 @@
+"""The robustness step of `digits evaluate`: the model on inputs that are not clean MNIST.
+
+On a seeded sample of the test split (evaluation.suites makes every set):
+
+- corruptions: accuracy under each MNIST-C-style corruption, and their mean (through
+  the scorer's normalisation, like every suite: a 28x28 digit on a black border passes
+  unchanged, one on a raised background is normalised);
+- not-a-digit kinds: the share of each that is accepted / sent to review / called
+  not_a_digit, and the AUROC of the not-a-digit score against the clean test digits;
+- scans: the same digits as clean images and as scanned pages (JPEG through the
+  scorer's own decoding and normalisation, model.images): the accuracy gap.
+
+Each is judged by the scorer's predictor (model.serving.Predictor, statuses included), so
+what is reported here is what `digits score` does. Writes the `robustness` section of
+evaluation.json, corruptions.png, not_a_digit.png, scans.png and a model card section.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from common.progress import Steps
+from evaluation import suites
+from model import calibration, images, screening
+from model.data import Split
+
+
+def evaluate(predictor, test: Split, sizes, steps: Steps | None = None) -> dict:
+    """Runs the three suites on `sizes.size` test digits chosen with `sizes.seed`, and
+    `sizes.per_kind` images of each not-a-digit kind (evaluation.evaluate.Suites)."""
+    steps = steps or Steps("robustness")
+    seed = sizes.seed
+    rng = np.random.default_rng(seed)
+    count = min(sizes.size, len(test.labels))
+    chosen = np.sort(rng.choice(len(test.labels), size=count, replace=False))
+    digits, labels = test.pixels[chosen], test.labels[chosen]
+    clean = predictor.predict(digits)
+    total = len(suites.CORRUPTIONS) + len(suites.NOT_A_DIGIT_KINDS) + 1
+
+    def tick(done: int, name: str) -> None:
+        steps.tick(done, total, "sets", f" ({name} done)")
+
+    return {
+        "sample": {"test_digits": len(chosen), "seed": seed},
+        "clean_accuracy": _accuracy(clean, labels),
+        "corruptions": corruption_suite(predictor, digits, labels, seed, tick),
+        "not_a_digit": not_a_digit_suite(
+            predictor,
+            digits,
+            clean,
+            sizes.per_kind,
+            seed,
+            lambda done, name: tick(len(suites.CORRUPTIONS) + done, name),
+        ),  # fmt: skip
+        "scans": scan_suite(predictor, digits, labels, clean, seed),
+    }
+
+
+def _accuracy(predicted: dict, labels: np.ndarray) -> float:
+    return float((predicted["digit"] == labels).mean())
+
+
+def _shares(predicted: dict) -> dict:
+    counts = np.bincount(predicted["status"], minlength=len(screening.STATUSES))
+    return {
+        name: float(n / len(predicted["status"]))
+        for name, n in zip(screening.STATUSES, counts, strict=True)
+    }
+
+
+def corruption_suite(predictor, digits, labels, seed, tick=None) -> dict:
+    per = {}
+    for done, name in enumerate(suites.CORRUPTIONS, 1):
+        corrupted = suites.corrupt(name, digits, seed)
+        predicted = predictor.predict(normalised(list(corrupted[..., None])))
+        per[name] = {"accuracy": _accuracy(predicted, labels), "statuses": _shares(predicted)}
+        if tick:
+            tick(done, name)
+    mean = float(np.mean([r["accuracy"] for r in per.values()]))
+    return {"per_corruption": per, "mean_accuracy": mean}
+
+
+def normalised(pages: list[np.ndarray]) -> np.ndarray:
+    """Pages through the scorer's normalisation (model.images.to_mnist_pixels), on every
+    core (model.images.normalise_all)."""
+    return images.normalise_all(pages)
+
+
+def not_a_digit_suite(predictor, digits, clean, per_kind, seed, tick=None) -> dict:
+    per = {}
+    for done, kind in enumerate(suites.NOT_A_DIGIT_KINDS, 1):
+        pages = suites.not_a_digit(kind, per_kind, digits, seed)
+        predicted = predictor.predict(normalised(pages))
+        shares = _shares(predicted)
+        per[kind] = {
+            "statuses": shares,
+            "not_accepted": 1.0 - shares["accepted"],
+            "auroc": calibration.auroc(predicted["not_a_digit_score"], clean["not_a_digit_score"]),
+            "auroc_max_softmax": calibration.auroc(
+                -predicted["calibrated_confidence"], -clean["calibrated_confidence"]
+            ),
+        }
+        if tick:
+            tick(done, kind)
+    return {
+        "per_kind": per,
+        "count_per_kind": per_kind,
+        "worst_not_accepted": min(r["not_accepted"] for r in per.values()),
+        "digits_flagged": float((clean["status"] == screening.NOT_A_DIGIT).mean()),
+    }
+
+
+def scan_suite(predictor, digits, labels, clean, seed) -> dict:
+    scans = suites.scan(digits, seed)
+    predicted = predictor.predict(normalised([images.decode(data) for data in scans]))
+    clean_accuracy, scanned_accuracy = _accuracy(clean, labels), _accuracy(predicted, labels)
+    return {
+        "clean_accuracy": clean_accuracy,
+        "scanned_accuracy": scanned_accuracy,
+        "gap_points": 100 * (clean_accuracy - scanned_accuracy),
+        "scanned_statuses": _shares(predicted),
+    }
+
+
+def write_pictures(test: Split, seed: int, output: str, plot_digits) -> None:
+    """corruptions.png, not_a_digit.png and scans.png: examples of each set."""
+    digits = test.pixels[:10]
+    rows = [suites.corrupt(name, digits, seed) for name in suites.CORRUPTIONS]
+    names = list(suites.CORRUPTIONS)
+    plot_digits(
+        np.concatenate(rows) / 255.0,
+        [names[i // 10] if i % 10 == 0 else "" for i in range(len(names) * 10)],
+        os.path.join(output, "corruptions.png"),
+        "Test digits under each corruption (row title: the corruption)",
+    )
+    pages, captions = [], []
+    for kind in suites.NOT_A_DIGIT_KINDS:
+        made = suites.not_a_digit(kind, 5, test.pixels, seed)
+        pages += [_gray(p) for p in made] + list(normalised(made) / 255.0)
+        captions += [kind] + [""] * 4 + ["normalised"] + [""] * 4
+    plot_digits(
+        pages,
+        captions,
+        os.path.join(output, "not_a_digit.png"),
+        "Not digits: the input (left five), what the model sees (right five)",
+    )
+    scanned = [images.decode(data) for data in suites.scan(digits, seed)]
+    scans, seen = [_gray(page) for page in scanned], normalised(scanned) / 255.0
+    plot_digits(
+        list(digits / 255.0) + scans + list(seen),
+        ["clean"] + [""] * 9 + ["scanned"] + [""] * 9 + ["normalised"] + [""] * 9,
+        os.path.join(output, "scans.png"),
+        "The same test digits clean, scanned (JPEG page), and normalised from the scan",
+    )
+
+
+def _gray(page: np.ndarray) -> np.ndarray:
+    """An input page for display: gray, [0, 1]."""
+    page = page.astype(np.float64)
+    gray = page[..., :3].mean(axis=2) if page.shape[2] >= 3 else page[..., 0]
+    return gray / 255.0
+
+
+def card_section(result: dict) -> str:
+    corruptions = result["corruptions"]["per_corruption"]
+    rows = "\n".join(f"| {name} | {r['accuracy']:.2%} |" for name, r in corruptions.items())
+    kinds = result["not_a_digit"]["per_kind"]
+    kind_rows = "\n".join(
+        f"| {kind} | {r['statuses']['accepted']:.1%} | {r['statuses']['review']:.1%} | "
+        f"{r['statuses']['not_a_digit']:.1%} | {r['auroc']:.4f} |"
+        for kind, r in kinds.items()
+    )
+    scans, sample = result["scans"], result["sample"]
+    return f"""## Robustness ({sample["test_digits"]:,} test digits, seed {sample["seed"]})
+Clean accuracy {result["clean_accuracy"]:.2%}; mean accuracy under the corruptions
+**{result["corruptions"]["mean_accuracy"]:.2%}**.
+
+| corruption | accuracy |
+| --- | --- |
+{rows}
+
+![corruptions](corruptions.png)
+
+Inputs that are not digits ({result["not_a_digit"]["count_per_kind"]} of each kind), by status,
+and the AUROC of the not-a-digit score against clean test digits:
+
+| kind | accepted | review | not_a_digit | AUROC |
+| --- | --- | --- | --- | --- |
+{kind_rows}
+
+![not digits](not_a_digit.png)
+
+Scans (the same digits, written in coloured ink on textured paper, anywhere on the page,
+thicker or thinner, JPEG): accuracy {scans["scanned_accuracy"]:.2%} against
+{scans["clean_accuracy"]:.2%} clean, a gap of **{scans["gap_points"]:.2f} points**.
+
+![scans](scans.png)
+"""

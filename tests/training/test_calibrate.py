@@ -1,0 +1,172 @@
+"""Calibrated confidence: temperature scaling lowers the calibration error without
+changing a single prediction, and the review threshold keeps its error target."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from common import files, schema
+from jobs import evaluate
+from model import calibration, data, screening, serving
+from tests.conftest import TEST_GATE
+
+
+@pytest.fixture(scope="module")
+def mnist_outputs(mnist_model, mnist_dataset):
+    """The real seed model's probabilities on the validation and test splits (the tests
+    that use them are of learned quality: a one-epoch model clears them by far)."""
+    model = serving.load_model(str(mnist_model))
+    return {
+        split: data.predict_split(model, str(mnist_dataset), split)
+        for split in ("validation", "test")
+    }
+
+
+def _underconfident(split: data.Split, temperature: float = 3.0) -> data.Split:
+    """The same predictions with compressed confidences, as label smoothing gives."""
+    return replace(split, probabilities=calibration.scale(split.probabilities, temperature))
+
+
+def test_scaling_recovers_the_temperature_lowers_ece_and_keeps_every_prediction(mnist_outputs):
+    validation = _underconfident(mnist_outputs["validation"])
+    test = _underconfident(mnist_outputs["test"])
+    t = calibration.fit_temperature(validation.probabilities, validation.labels)
+    assert 1 / 3.6 < t < 1 / 2.4  # undoes the factor of 3, fitted on validation only
+    after = calibration.scale(test.probabilities, t)
+    before_ece = calibration.expected_calibration_error(test.probabilities, test.labels)
+    after_ece = calibration.expected_calibration_error(after, test.labels)
+    assert after_ece < before_ece / 4 and after_ece < 0.01
+    np.testing.assert_array_equal(after.argmax(axis=1), test.probabilities.argmax(axis=1))
+
+
+def test_the_point_rule_threshold_meets_its_target_on_the_data_it_was_chosen_on(mnist_outputs):
+    validation = mnist_outputs["validation"]
+    for target in (0.001, 0.005, 0.02):
+        threshold = calibration.choose_threshold(
+            validation.probabilities, validation.labels, target, rule="point"
+        )
+        chosen = calibration.coverage(validation.probabilities, validation.labels, threshold)
+        assert chosen["error_among_accepted"] <= target
+        lower = calibration.coverage(validation.probabilities, validation.labels, threshold * 0.999)
+        assert lower["accepted"] == chosen["accepted"] or lower["error_among_accepted"] > target
+
+
+def test_the_bound_rule_threshold_holds_its_target_with_95_percent_confidence(mnist_outputs):
+    validation = mnist_outputs["validation"]
+    probabilities, labels = validation.probabilities, validation.labels
+    for target in (0.005, 0.02):
+        point = calibration.choose_threshold(probabilities, labels, target, rule="point")
+        bound = calibration.choose_threshold(probabilities, labels, target, rule="bound")
+        chosen = calibration.coverage(probabilities, labels, bound)
+        assert chosen["accepted"] > 0
+        assert calibration.binomial_upper_bound(chosen["errors"], chosen["accepted"]) <= target
+        assert bound >= point  # the guarantee costs coverage, never buys it
+        lower = calibration.coverage(probabilities, labels, bound * 0.999)
+        assert (
+            lower["accepted"] == chosen["accepted"]
+            or calibration.binomial_upper_bound(lower["errors"], lower["accepted"]) > target
+        )
+    with pytest.raises(ValueError, match="threshold rule 'median'"):
+        calibration.choose_threshold(probabilities, labels, 0.01, rule="median")
+
+
+def test_binomial_upper_bound_matches_the_rule_of_three_and_grows_with_errors():
+    assert calibration.binomial_upper_bound(0, 3000) == pytest.approx(1 - 0.05 ** (1 / 3000))
+    bounds = [calibration.binomial_upper_bound(k, 1000) for k in range(6)]
+    assert bounds == sorted(bounds) and all(b > k / 1000 for k, b in enumerate(bounds))
+
+
+def _digests(folder) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): files.sha256_file(str(p))
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_train_calibrates_for_this_exact_model(mnist_model, mnist_dataset):
+    """Learned quality on the real MNIST: one epoch's 5,000 validation digits vouch for a
+    0.5% error under the bound rule with thousands of digits to spare."""
+    saved = files.read_json(str(mnist_model / schema.CALIBRATION_FILE))  # by digits train
+    assert saved["model_id"] == serving.model_id(serving.keras_path(str(mnist_model)))
+    assert saved["threshold"] < 1 and saved["threshold_rule"] == "bound"  # the default
+    chosen = saved["validation_at_threshold"]
+    validation = data.read_manifest(str(mnist_dataset))["splits"]["validation"]["records"]
+    assert chosen["accepted"] <= validation
+    assert calibration.binomial_upper_bound(chosen["errors"], chosen["accepted"]) <= 0.005
+    # the shape check's weights are in calibration.json (the scorer's), not in metrics.json
+    assert 0 < saved["max_shape"] < 1 and len(saved["shape_check"]["layers"]) == 5
+    trained = json.loads((mnist_model / schema.METRICS_FILE).read_text())["calibration"]
+    assert trained["screen"]["shape_check"] == {
+        "architecture": saved["shape_check"]["architecture"]
+    }
+    reference = json.loads((mnist_model / schema.REFERENCE_FILE).read_text())
+    assert reference["source"] == "validation split"
+    assert sum(reference["histograms"]["digit"]) == validation
+
+
+def test_evaluate_measures_the_stored_calibration_and_changes_only_the_blessing(
+    tiny_model, tiny_dataset, tmp_path
+):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)  # the shared model keeps its own (test) blessing
+    (model / schema.BLESSING_FILE).unlink()
+    saved = files.read_json(str(model / schema.CALIBRATION_FILE))
+    before = _digests(model)
+    results = evaluate.run(
+        ["--data", str(tiny_dataset), "--model", str(model), "--output", str(tmp_path / "r")]
+        + ["--suite-size", "50", "--suite-per-kind", "5", *TEST_GATE]
+    )
+    after = _digests(model)
+    assert set(after) - set(before) == {schema.BLESSING_FILE}
+    assert {name: after[name] for name in before} == before  # nothing else changed
+    section = json.loads((tmp_path / "r" / "evaluation.json").read_text())["calibration"]
+    assert saved["temperature"] == section["temperature"]
+    assert section["threshold"] == saved["threshold"]
+    assert section["test_accuracy_after"] == results["accuracy"]
+    trained = json.loads((model / schema.METRICS_FILE).read_text())["calibration"]
+    assert section["screen"]["shape_check"] == trained["screen"]["shape_check"]
+    assert (tmp_path / "r" / "reliability.png").stat().st_size > 10_000
+    assert "## Calibration and the review threshold" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_train_warns_when_no_threshold_meets_the_target(tiny_dataset, tmp_path, capsys):
+    # A few dozen validation digits cannot vouch for a 0.1% error: every digit would go to
+    # review, and the job says so instead of leaving it to be found in the night's output.
+    from jobs import train
+
+    model = tmp_path / "model"
+    train.run(
+        ["--data", str(tiny_dataset), "--output", str(model), "--epochs", "1"]
+        + ["--batch-size", "32", "--shape-check-epochs", "0"]
+    )
+    assert files.read_json(str(model / schema.CALIBRATION_FILE))["threshold"] > 1.0
+    err = capsys.readouterr().err
+    assert "no review threshold meets --target-error 0.001" in err
+    assert "the scorer will send every digit to review" in err
+    # And it does: even predictions whose float32 confidence is exactly 1.0.
+    test = data.predict_split(serving.load_model(str(model)), str(tiny_dataset), "test")
+    statuses = serving.Predictor(str(model)).predict(data.to_pixels(test.images))["status"]
+    assert len(statuses) and not np.any(statuses == screening.ACCEPTED)
+    evaluate.run(
+        ["--data", str(tiny_dataset), "--model", str(model), "--output", str(tmp_path / "r")]
+        + ["--suite-size", "20", "--suite-per-kind", "2", *TEST_GATE]
+    )
+    assert "none meets it, so every digit goes to review" in (tmp_path / "r/report.md").read_text()
+
+
+def test_no_threshold_accepts_nothing_even_saturated_confidences():
+    # Float32 softmax saturates at exactly 1.0; a wrong answer among them leaves no
+    # threshold that keeps 0.1%, and the sentinel must not accept the saturated ones.
+    probabilities = np.zeros((50, 10))
+    probabilities[:, 3] = 1.0
+    labels = np.full(50, 3)
+    labels[0] = 5
+    threshold = calibration.choose_threshold(probabilities, labels, 0.001, rule="point")
+    assert threshold == calibration.ACCEPT_NOTHING
+    assert calibration.coverage(probabilities, labels, threshold)["accepted"] == 0

@@ -1,0 +1,320 @@
+"""The model builders, the tf.data input, the training job, export and evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from common import schema
+from jobs import evaluate, train
+from model import cnn, data, serving
+from model.configs import recipe
+from tests.conftest import REPO, TEST_GATE, kill_job_when, preprocess_tiny
+from training import train as training
+
+
+def test_seed_model_is_the_notebooks_cnn():
+    model = cnn.build(recipe("seed"))
+    assert model.count_params() == 110_986
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Conv2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Flatten",
+        "Dense",
+    ]
+    assert model.output_shape == (None, 10)
+
+
+def test_strong_model_gives_probabilities_and_augments_only_in_training():
+    model = cnn.build(recipe("strong"))
+    images = tf.random.uniform([4, 28, 28, 1], seed=1)
+    probabilities = model(images, training=False).numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(model(images, training=False), probabilities)
+
+
+def test_strong_recipe_mixes_not_a_digit_images_with_a_uniform_target(tiny_dataset):
+    from model import outliers
+
+    config = recipe("strong", batch_size=50)
+    manifest = data.read_manifest(str(tiny_dataset))
+    dataset = data.LocalDataset(str(tiny_dataset), str(tiny_dataset), manifest, verified=True)
+    pool = training.outlier_pool(config, dataset)
+    assert pool.dtype == np.uint8 and pool.shape[1:] == (28, 28)
+    assert len(pool) == round(0.1 * dataset.manifest["splits"]["train"]["records"])
+    np.testing.assert_array_equal(pool[:6], outliers.pool(_train_digits(tiny_dataset), 6, 0))
+    splits = training.make_inputs(config, dataset, training.plan_devices([], False, False))
+    images, targets = next(iter(splits["train"]))
+    assert images.shape[0] == 50 + 5
+    np.testing.assert_allclose(targets.numpy()[50:], 0.1)  # the five not-a-digit images
+    assert set(targets.numpy()[:50].max(axis=1)) == {1.0}  # digits keep their one-hot label
+    validation_targets = next(iter(splits["validation"]))[1].numpy()
+    assert set(validation_targets.max(axis=1)) == {1.0}  # never in validation
+    assert training.outlier_pool(recipe("seed"), dataset) is None  # the notebook's recipe: none
+
+
+def test_outlier_pool_has_every_kind_drawn_and_is_seeded(tiny_dataset):
+    from model import outliers
+
+    digits = _train_digits(tiny_dataset)
+    pool = outliers.pool(digits, 2 * len(outliers.KINDS), seed=3)
+    assert (pool.max(axis=(1, 2)) == 255).all()  # every kind survives the normalisation
+    kinds = [pool[i :: len(outliers.KINDS)] for i in range(len(outliers.KINDS))]
+    assert all(not np.array_equal(k[0], k[1]) for k in kinds)
+    np.testing.assert_array_equal(pool, outliers.pool(digits, len(pool), seed=3))
+    assert not np.array_equal(pool, outliers.pool(digits, len(pool), seed=4))
+
+
+def test_outlier_images_are_normalised_in_order_as_scored_images_are():
+    from model import outliers
+    from model.digit_image import normalise_digit
+
+    rng = np.random.default_rng(0)
+    images = []
+    for size in rng.choice([44, 60, 112], 300):
+        image = np.zeros((size, size), np.uint8)
+        top, left = rng.integers(0, size // 2, 2)
+        image[top : top + size // 3, left : left + rng.integers(2, size // 2)] = 255
+        images.append(image)
+    expected = np.stack([normalise_digit(image[..., None]).numpy() for image in images])
+    np.testing.assert_array_equal(outliers._normalised(images), expected)
+
+
+def _train_digits(dataset_dir) -> np.ndarray:
+    first = next(iter(data.records(str(dataset_dir), "train", 5000, verify=False)))
+    return np.round(first[schema.IMAGE_KEY].numpy()[..., 0] * 255).astype(np.uint8)
+
+
+def test_configuration_errors_name_the_flag():
+    with pytest.raises(ValueError, match="--recipe 'huge'"):
+        recipe("huge")
+    with pytest.raises(ValueError, match="--epochs must be at least 1"):
+        recipe("seed", epochs=0)
+
+
+def test_input_pipeline_reads_the_manifests_counts_eagerly_and_in_tf_data(tiny_dataset):
+    manifest = data.read_manifest(str(tiny_dataset))
+    for split in schema.SPLITS:
+        expected = manifest["splits"][split]["records"]
+        dataset = data.records(str(tiny_dataset), split, 64, training=split == "train")
+        eager = sum(int(batch["label"].shape[0]) for batch in dataset)
+        in_graph = int(
+            dataset.reduce(np.int64(0), lambda n, b: n + tf.shape(b["label"], tf.int64)[0])
+        )
+        assert eager == in_graph == expected
+        labels = np.concatenate([b["label"].numpy() for b in dataset])
+        assert np.bincount(labels, minlength=10).tolist() == manifest["splits"][split]["labels"]
+
+
+def test_device_plan_on_cpu_ignores_gpu_flags_and_uses_gpus_when_present():
+    cpu = training.plan_devices([], mixed_precision=True, xla=True)
+    assert (cpu.strategy, cpu.prefetch_device, cpu.mixed_precision, cpu.xla) == (
+        "default",
+        None,
+        False,
+        False,
+    )
+    assert len(cpu.notes) == 2
+    one = training.plan_devices(["/physical_device:GPU:0"], mixed_precision=True, xla=False)
+    assert (one.strategy, one.prefetch_device, one.mixed_precision) == ("default", "/gpu:0", True)
+    two = training.plan_devices(["/physical_device:GPU:0", "/physical_device:GPU:1"], False, True)
+    assert (two.strategy, two.xla) == ("mirrored", True)
+
+
+def test_one_epoch_on_the_real_mnist_learns(mnist_model):
+    """Learned quality: one epoch of the notebook's recipe reaches about 98% on test."""
+    metrics = json.loads((mnist_model / schema.METRICS_FILE).read_text())
+    assert metrics["test"]["accuracy"] > 0.95 and metrics["validation"]["accuracy"] > 0.95
+
+
+def test_training_writes_its_outputs(tiny_model):
+    metrics = json.loads((tiny_model / schema.METRICS_FILE).read_text())
+    assert 0 <= metrics["test"]["accuracy"] <= 1 and metrics["chosen_epoch"] == 2
+    assert metrics["parameters"] == 110_986
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    for entry in metrics["epochs"]:
+        assert {
+            "loss",
+            "accuracy",
+            "val_loss",
+            "val_accuracy",
+            "seconds",
+            "examples_per_second",
+        } <= set(entry)
+    assert (tiny_model / "model.keras").exists()
+    assert (tiny_model / "saved_model" / "saved_model.pb").exists()
+    assert any((tiny_model / "logs").rglob("*tfevents*"))
+    assert not (tiny_model / "backup").exists()
+
+
+_NO_PROJECT_CODE = """
+import sys, json, numpy as np
+class Block:
+    def find_spec(self, name, *args):
+        if name.split(".")[0] in ("pipeline", "model", "jobs"):
+            raise ImportError("project code must not be needed: " + name)
+sys.meta_path.insert(0, Block())
+import tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+pixels = np.load(sys.argv[2])
+raw = m.signatures["serving_default"](images=tf.constant(pixels))
+files = [open(p, "rb").read() for p in sys.argv[3:]]
+encoded = m.signatures["predict_encoded"](image_bytes=tf.constant(files))
+print(json.dumps({"raw": raw["digits"].numpy().tolist(),
+                  "encoded": encoded["digits"].numpy().tolist(),
+                  "probabilities": raw["probabilities"].numpy().tolist(),
+                  "dtypes": [raw["digits"].dtype.name, raw["probabilities"].dtype.name]}))
+"""
+
+
+def test_saved_model_works_alone_on_pixels_and_png_bytes(tiny_model, tiny_dataset, tmp_path):
+    batch = next(iter(data.records(str(tiny_dataset), "test", 16)))
+    pixels = np.round(batch["image"].numpy()[..., 0] * 255).astype(np.uint8)
+    np.save(tmp_path / "pixels.npy", pixels)
+    paths = []
+    for i, image in enumerate(pixels):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(image).save(paths[-1])
+    keras_model = serving.load_model(str(tiny_model))
+    expected = keras_model.predict(pixels[..., None].astype(np.float32) / 255, verbose=0)
+
+    script = tmp_path / "load.py"
+    script.write_text(_NO_PROJECT_CODE)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(tiny_model / "saved_model"),
+            str(tmp_path / "pixels.npy"),
+            *paths,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served["dtypes"] == ["int64", "float32"]
+    assert served["raw"] == expected.argmax(axis=1).tolist()
+    assert served["encoded"] == served["raw"]
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+
+
+def test_evaluation_outputs_are_consistent(tiny_model, tiny_dataset, tmp_path):
+    report = tmp_path / "report"
+    results = evaluate.run(
+        ["--data", str(tiny_dataset), "--model", str(tiny_model), "--output", str(report)]
+        + ["--suite-size", "50", "--suite-per-kind", "5", *TEST_GATE]
+    )
+    saved = json.loads((report / "evaluation.json").read_text())
+    confusion = np.array(saved["confusion_matrix"])
+    assert (
+        confusion.sum() == data.read_manifest(str(tiny_dataset))["splits"]["test"]["records"] == 200
+    )
+    assert saved["accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
+    assert [saved["per_class"][str(d)]["support"] for d in range(10)] == confusion.sum(
+        axis=1
+    ).tolist()
+    metrics = json.loads((tiny_model / schema.METRICS_FILE).read_text())
+    assert saved["accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=1e-6)
+    for picture in ("confusion_matrix.png", "misclassified.png", "samples.png"):
+        assert Image.open(report / picture).size[0] > 300
+    card = (report / "report.md").read_text()
+    assert f"{results['accuracy']:.4f}" in card and "## Limits" in card
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncated", "missing"])
+def test_damaged_shard_stops_training_naming_the_shard(tmp_path, damage, capsys):
+    dataset = preprocess_tiny(tmp_path, train=200, test=50, validation=50)
+    shard = sorted(dataset.glob("mnist-train.tfrecord-*"))[1]
+    if damage == "corrupt":
+        raw = bytearray(shard.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        shard.write_bytes(bytes(raw))
+    elif damage == "truncated":
+        shard.write_bytes(shard.read_bytes()[:-100])
+    else:
+        shard.unlink()
+    code = train.main(["--data", str(dataset), "--output", str(tmp_path / "m"), "--epochs", "1"])
+    assert code != 0
+    assert shard.name in capsys.readouterr().err
+    assert not (tmp_path / "m" / schema.METRICS_FILE).exists()
+
+
+def test_incomplete_dataset_is_not_trusted(tmp_path, capsys):
+    dataset = preprocess_tiny(tmp_path, train=200, test=50, validation=50)
+    (dataset / schema.MANIFEST_FILE).unlink()
+    assert train.main(["--data", str(dataset), "--output", str(tmp_path / "m")]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_killed_training_resumes_from_its_last_epoch(tmp_path):
+    dataset = preprocess_tiny(tmp_path, train=1200, test=100, validation=100)
+    model_dir = tmp_path / "model"
+    argv = ["jobs.train", "--data", str(dataset), "--output", str(model_dir)]
+    argv += ["--epochs", "4", "--batch-size", "16", "--shape-check-epochs", "0"]
+    history = model_dir / schema.HISTORY_FILE
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    kill_job_when(
+        argv,
+        lambda: history.exists() and len(history.read_text().splitlines()) >= 2,
+        timeout=300,
+        env=env,
+    )
+    done_before = len(training.read_history(str(history)))
+    assert 2 <= done_before < 4, "the job finished before it could be killed"
+    assert (model_dir / "backup").exists() and not (model_dir / schema.METRICS_FILE).exists()
+
+    result = subprocess.run(
+        [sys.executable, "-m", *argv], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
+    assert "Resuming" in result.stdout
+    resumed_epochs = [line for line in result.stdout.splitlines() if line.startswith("Epoch ")]
+    assert resumed_epochs[0] != "Epoch 1/4"
+    metrics = json.loads((model_dir / schema.METRICS_FILE).read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3, 4]
+    shutil.rmtree(tmp_path)
+
+
+def test_a_trained_model_folder_is_servable_without_evaluate(tiny_dataset, tmp_path, capsys):
+    from jobs import score
+    from tests.conftest import TEST_TARGET
+    from tests.fakes import digit_like_images
+
+    model = tmp_path / "model"
+    argv = ["--data", str(tiny_dataset), "--output", str(model), "--epochs", "1"]
+    train.run([*argv, "--batch-size", "32", *TEST_TARGET, "--shape-check-epochs", "0"])
+    assert not (model / schema.BLESSING_FILE).exists()  # evaluate blesses; train calibrates
+    saved = tf.saved_model.load(str(model / schema.SAVED_MODEL_DIR))
+    outputs = saved.signatures["predict_encoded"].structured_outputs
+    assert {"status", "reasons", "calibrated_confidence"} <= set(outputs)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i, pixels in enumerate(digit_like_images(5, seed=2)[0]):
+        Image.fromarray(pixels).save(inputs / f"{i}.png")
+    flags = ["--model", str(model), "--input", str(inputs / "*.png"), "--max-error-rate", "1"]
+    assert score.main([*flags, "--output", str(tmp_path / "refused")]) == 2
+    assert "blessing" in capsys.readouterr().err
+    out = tmp_path / "scores"
+    assert score.main([*flags, "--output", str(out), "--allow-unblessed"]) == 0
+    shards = sorted(out.glob("predictions-*"))
+    rows = [json.loads(line) for shard in shards for line in shard.read_text().splitlines()]
+    assert len(rows) == 5 and all(row["status"] for row in rows)
+
+
+def test_the_recipe_is_named_recipe_and_model_stays_a_folder(tiny_dataset, tmp_path, capsys):
+    argv = ["--data", str(tiny_dataset), "--output", str(tmp_path / "m")]
+    assert train.parse_args([*argv, "--recipe", "strong"]).recipe.model == "strong"
+    with pytest.raises(SystemExit) as stopped:
+        train.parse_args([*argv, "--model", "strong"])
+    assert stopped.value.code == 2
+    assert "the training recipe is --recipe strong" in capsys.readouterr().err

@@ -1,0 +1,132 @@
+"""The calibration `digits train` fits on the validation split, for the model it just
+trained: the shape check, the temperature, the review threshold and the input limits.
+
+    fitted = calibrate.fit(model, model_dir, dataset_path, CalibrationConfig())
+
+Writes into the model folder `calibration.json` (the scorer's screen, for this exact model
+file), `reference.json` (the validation split's input and output statistics, for the
+scorer's skew check) and the SavedModel again, so that it returns statuses too.
+`evaluation.calibration` measures the result on the test split.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from common import files, schema
+from common.progress import Steps
+from model import calibration, data, export, images, outliers, screening, serving, shape_check
+from monitoring import drift
+from training.progress import KerasProgress
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """What `digits train` fits the calibration for (its options, written once here)."""
+
+    target_error: float = 0.001
+    threshold_rule: str = "bound"
+    not_a_digit_budget: float = 0.01
+    shape_review_share: float = 0.02
+    shape_check: shape_check.ShapeCheckConfig = field(default_factory=shape_check.ShapeCheckConfig)
+
+
+def fit(
+    model, model_dir: str, dataset_path: str, config: CalibrationConfig, steps: Steps | None = None
+) -> dict:
+    """Train's last step (see the module doc); returns what metrics.json records of it.
+    `steps`: where the job shows its progress (one line per part)."""
+    steps = steps or Steps("calibration")
+    train_pixels = None
+    if config.shape_check.epochs > 0:
+        steps.start("the shape check: reading the training digits, making not-a-digit images")
+        train_pixels = data.split_pixels(dataset_path, "train", verify=False)
+    weights = train_shape_check(train_pixels, config.shape_check, steps)
+    steps.start("temperature, review threshold and input limits on the validation split")
+    validation = data.predict_split(model, dataset_path, "validation", shape_weights=weights)
+    probabilities, labels = validation.probabilities, validation.labels
+    temperature = calibration.fit_temperature(probabilities, labels)
+    val = calibration.scale(probabilities, temperature)
+    threshold = calibration.choose_threshold(
+        val, labels, config.target_error, config.threshold_rule
+    )
+    screen = fit_screen(
+        validation, temperature, threshold, config.not_a_digit_budget, weights,
+        config.shape_review_share,
+    )  # fmt: skip
+    fitted = {
+        "screen": screen.to_dict(),
+        "target_error": config.target_error,
+        "threshold_rule": config.threshold_rule,
+        "validation_at_threshold": calibration.coverage(val, labels, threshold),
+        "validation_ece_after": calibration.expected_calibration_error(val, labels),
+    }
+    model_id = serving.model_id(os.path.join(model_dir, schema.KERAS_FILE))
+    save(model_dir, model_id, fitted)
+    steps.start("the SavedModel with statuses, and reference.json")
+    export.replace_saved_model(model, model_dir, screen)
+    write_reference(model_dir, serving.Predictor.of(model, screen), validation)
+    return {**fitted, "screen": screening.for_people(fitted["screen"])}
+
+
+def write_reference(model_dir: str, predictor, validation: data.Split) -> None:
+    """reference.json: the validation split's input and output statistics
+    (monitoring.drift), as the scorer counts them, for its skew check."""
+    predicted = predictor.predict(validation.pixels)
+    facts = images.input_facts(list(validation.pixels[..., None]), record=True)
+    histograms = drift.histograms(
+        facts,
+        predicted["ink"],
+        predicted["digit"],
+        predicted["calibrated_confidence"],
+        predicted["status"],
+    )
+    files.write_json(
+        files.join(model_dir, schema.REFERENCE_FILE),
+        {"source": "validation split", "created": files.utc_timestamp(), "histograms": histograms},
+    )
+
+
+def fit_screen(
+    validation: data.Split, temperature, threshold, budget, shape_weights=None, review=0.0
+):
+    """model.screening's limits from the validation digits (see screening.fit); `review`:
+    the share of them the shape check sends to review."""
+    confidence = calibration.scale(validation.probabilities, temperature).max(axis=1)
+    limits = (temperature, threshold, budget, shape_weights, review)
+    return screening.fit(validation.measured, confidence, *limits)
+
+
+def train_shape_check(
+    train_pixels, config: shape_check.ShapeCheckConfig, steps: Steps | None = None
+) -> dict | None:
+    """The shape check (model.shape_check) trained on the training digits, uint8 [n, 28, 28],
+    against model.outliers' images (as many as half of them, at most config.max_outliers;
+    the overlays are made from the first 5,000); None with config.epochs 0."""
+    if config.epochs <= 0 or not len(train_pixels):
+        return None
+    count = min(config.max_outliers, len(train_pixels) // 2)
+    not_digits = outliers.pool(train_pixels[:5000], count, config.seed)
+    callbacks = ()
+    if steps:
+        steps.start(f"training the shape check ({config.epochs} epochs)")
+        callbacks = (KerasProgress(steps),)
+    return shape_check.train(train_pixels, not_digits, config, callbacks)
+
+
+def save(model_dir: str, model_id: str | None, result: dict) -> None:
+    """calibration.json in the model folder: what the scorer needs (model.screening.Screen),
+    for this exact model."""
+    files.write_json(
+        files.join(model_dir, schema.CALIBRATION_FILE),
+        {
+            "model_id": model_id,
+            **result["screen"],
+            "target_error": result["target_error"],
+            "threshold_rule": result["threshold_rule"],
+            "validation_at_threshold": result["validation_at_threshold"],
+            "fitted_on": "validation",
+            "created": files.utc_timestamp(),
+        },
+    )
