@@ -17,6 +17,7 @@ saying why. Nothing comes from the internet: the page's files ship with the pack
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import mimetypes
@@ -177,7 +178,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.NOT_FOUND, f"no input {index} in this queue")
         data, ext = _original(items[index])
         if data is None:
-            return self._error(HTTPStatus.NOT_FOUND, "no image file for this input (a record)")
+            return self._error(
+                HTTPStatus.NOT_FOUND, "no image file for this input (a record, or changed since)"
+            )
         if kind == "seen":
             data, ext = _seen(data), "png"
         self._send(HTTPStatus.OK, IMAGE_TYPES.get(ext, "application/octet-stream"), data)
@@ -228,10 +231,13 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def _original(item) -> tuple[bytes | None, str]:
-    """The input's bytes as scored and its file type, or (None, "") for a record."""
+    """The input's bytes as scored and its file type; (None, "") for a record, or for a
+    file whose bytes are no longer the ones scored (their SHA-256 must match)."""
     try:
         data = files.read_bytes(item.key)
     except (OSError, ValueError):
+        return None, ""
+    if hashlib.sha256(data).hexdigest() != item.input_sha256:
         return None, ""
     from PIL import Image
 

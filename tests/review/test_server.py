@@ -227,3 +227,10 @@ def test_a_night_the_scorer_wrote_opens_in_review(tiny_model, tiny_dataset, tmp_
         assert f"{waiting} inputs wait for review: digits review --scores {part}" in (
             capsys.readouterr().out
         )
+
+
+def test_a_file_changed_since_it_was_scored_is_not_served(running, night):
+    client, _ = running
+    item = client.next()["item"]
+    Path(queue.load(night).items[item["index"]].key).write_bytes(b"other bytes")
+    assert client.get(f"/api/original/{item['index']}")[0] == 404
