@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         results = {}
         for name, checkout in (("baseline", baseline), ("this checkout", REPO)):
             print(f"make run, {name}:", flush=True)
-            results[name] = time_run(checkout, venv, os.path.join(work, name.replace(" ", "_")))
+            out = os.path.join(work, "out-" + name.replace(" ", "-"))
+            results[name] = time_run(checkout, venv, out)
     ratio = results["this checkout"]["seconds"] / results["baseline"]["seconds"]
     print(
         f"make run: {results['this checkout']['seconds']:.0f} s against "
