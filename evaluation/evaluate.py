@@ -59,9 +59,8 @@ def run(job: EvaluateRun) -> dict:
     stored = files.read_json(serving.calibration_path(job.model))
     results["calibration"] = calibration.judge(test, stored)
     steps.start("robustness suites (corruptions, not-a-digit inputs, scans)")
-    results["robustness"] = robustness.evaluate(
-        serving.Predictor(job.model), test, job.suites, steps
-    )
+    predictor = serving.Predictor.of(model, screen)  # the scorer's, on the model loaded once
+    results["robustness"] = robustness.evaluate(predictor, test, job.suites, steps)
     results["blessing"] = blessing.bless(job.gate, job.model, job.baseline, results, test, baseline)
     steps.start("writing the report")
     report.write_report(

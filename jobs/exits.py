@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from common.errors import BUSY, FAILED, REFUSED, Busy
+from common.errors import BUSY, DONE, FAILED, REFUSED, Busy
 
 
 def run_job(prog: str, run: Callable[[list[str] | None], int | None], argv=None, explain=None):
@@ -33,7 +33,7 @@ def run_job(prog: str, run: Callable[[list[str] | None], int | None], argv=None,
         if explain is not None and (message := explain(error)) is not None:
             return _say(prog, "failed", message, FAILED)
         raise
-    return status if isinstance(status, int) else 0
+    return status if isinstance(status, int) else DONE
 
 
 def _is_data_loss(error: Exception) -> bool:

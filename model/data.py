@@ -171,11 +171,12 @@ def predict_split(
         images.append(batch[schema.IMAGE_KEY].numpy()[..., 0])
         labels.append(batch[schema.LABEL_KEY].numpy())
         keys.extend(k.decode() for k in batch[schema.KEY_KEY].numpy())
-    pixels = to_pixels(np.concatenate(images))
+    images = np.concatenate(images)
+    pixels = to_pixels(images)
     measured = screening.features(pixels, shape_weights)
     return Split(
         name=split,
-        images=np.concatenate(images),
+        images=images,
         pixels=pixels,
         labels=np.concatenate(labels),
         keys=tuple(keys),

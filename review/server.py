@@ -48,31 +48,36 @@ class Review:
         self.lock = threading.Lock()
         self.held: dict[int, tuple[str, float]] = {}  # index -> (reviewer, until)
 
-    def answered(self) -> set[str]:
-        return {a.input_sha256 or a.key for a in self.answers.live()}
-
     def next_item(self, reviewer: str):
-        done = self.answered()
+        """(the next input no one answered and no one else has on screen, or None; the
+        progress), from one reading of the answers."""
+        live = self.answers.live()
+        done = {_identity(a) for a in live}
         now = time.monotonic()
         with self.lock:
             for item in self.night.items:
                 holder, until = self.held.get(item.index, ("", 0.0))
-                if (item.input_sha256 or item.key) in done:
+                if _identity(item) in done:
                     continue
                 if holder and holder != reviewer and until > now:
                     continue  # another reviewer has it on screen
                 self.held[item.index] = (reviewer, now + HOLD_SECONDS)
-                return item
-        return None
+                return item, self.progress(live)
+        return None, self.progress(live)
 
-    def progress(self) -> dict:
-        live = self.answers.live()
-        done = {a.input_sha256 or a.key for a in live}
-        total = len(self.night.items)
-        answered = sum((item.input_sha256 or item.key) in done for item in self.night.items)
+    def progress(self, live=None) -> dict:
+        live = self.answers.live() if live is None else live
+        done = {_identity(a) for a in live}
+        answered = sum(_identity(item) in done for item in self.night.items)
         recent = [a for a in live if a.at > time.time() - 300]
         rate = len(recent) / 5.0 if recent else 0.0
-        return {"answered": answered, "total": total, "per_minute": round(rate, 1)}
+        return {"answered": answered, "total": len(self.night.items), "per_minute": round(rate, 1)}
+
+
+def _identity(input_or_answer) -> str:
+    """What makes two answers about the same input: its SHA-256 (its key for a record
+    without one)."""
+    return input_or_answer.input_sha256 or input_or_answer.key
 
 
 def serve(review: Review, host: str, port: int) -> ThreadingHTTPServer:
@@ -149,8 +154,7 @@ class Handler(BaseHTTPRequestHandler):
         }
 
     def _next(self, reviewer: str):
-        item = self.review.next_item(reviewer)
-        progress = self.review.progress()
+        item, progress = self.review.next_item(reviewer)
         if item is None:
             return self._json({"item": None, **progress})
         shown = {k: v for k, v in item.__dict__.items() if k != "key"}
