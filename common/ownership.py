@@ -48,6 +48,9 @@ DATASET = (
     "features.json",
     "image.image.json",
     f"{schema.DATASET_NAME}-*.tfrecord-*",
+    f"{schema.NOT_A_DIGIT_FILES}-*.tfrecord",
+    "excluded.jsonl",
+    "beam-temp-excluded.jsonl-*",  # Beam's text sink's temporary folder
     ".beam-temp/*",
     ".beam-temp-*",
 )

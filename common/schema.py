@@ -3,11 +3,14 @@
 It holds the names every job agrees on: the record's features, the image's shape, and
 the files the jobs write (dataset folder, model folder, scoring partition).
 
-A record is a `tf.train.Example` with three features:
+A record is a `tf.train.Example` with four features:
 
-- `image`: float32, 784 values, row-major 28x28, pixels / 255 (so in [0, 1]);
-- `label`: int64, 0-9;
-- `key`:   bytes, unique and stable, `<source split>-<index>` such as `train-00042`.
+- `image`:  float32, 784 values, row-major 28x28, pixels / 255 (so in [0, 1]);
+- `label`:  int64, 0-9 (10, NOT_A_DIGIT, only in the labelled not-a-digit files);
+- `key`:    bytes, unique and stable: `<source split>-<index>` such as `train-00042` for
+            MNIST, `<source>-<first 20 hex digits of the image file's SHA-256>` for a
+            labelled folder's image;
+- `source`: bytes, where the record came from: `mnist`, or a labelled folder's name.
 
 Examples are serialised here without TensorFlow (the pipeline must start fast and
 workers need not import TF); `parse_examples` is the TensorFlow side and is tested
@@ -21,18 +24,26 @@ import numpy as np
 IMAGE_KEY = "image"
 LABEL_KEY = "label"
 KEY_KEY = "key"
+SOURCE_KEY = "source"
+MNIST_SOURCE = "mnist"
 
 IMAGE_HEIGHT = 28
 IMAGE_WIDTH = 28
 IMAGE_SHAPE = (IMAGE_HEIGHT, IMAGE_WIDTH)
 IMAGE_SIZE = IMAGE_HEIGHT * IMAGE_WIDTH
 NUM_CLASSES = 10
+NOT_A_DIGIT = NUM_CLASSES  # the label of a labelled folder's not_a_digit/ images
 PIXEL_MAX = 255.0
 # An MNIST image's border is black: its mean is at most 8 gray levels on the test split.
 # A 28x28 one-channel image with a border mean up to this is taken as MNIST-shaped.
 MNIST_BORDER = 16.0
 
 SPLITS = ("train", "validation", "test")
+# A labelled folder's not_a_digit/ images: one file per split beside the digit shards
+# (`not_a_digit-<split>.tfrecord`), not a TFDS split (the dataset's classes are the ten
+# digits, and TFDS takes only `mnist-*` shard names); the shape check and outlier exposure
+# read them.
+NOT_A_DIGIT_FILES = "not_a_digit"
 
 # --- File names. ------------------------------------------------------------------------
 # Dataset folder (digits preprocess): mnist-{split}.tfrecord-SSSSS-of-NNNNN, TFDS
@@ -65,6 +76,10 @@ def shard_pattern(split: str) -> str:
     return f"{DATASET_NAME}-{split}.tfrecord-*-of-*"
 
 
+def not_a_digit_file_name(split: str) -> str:
+    return f"{NOT_A_DIGIT_FILES}-{split}.tfrecord"
+
+
 def normalise(pixels: np.ndarray) -> np.ndarray:
     """uint8 pixels (any shape) -> float32 in [0, 1]: the notebook's `x / 255`."""
     if pixels.dtype != np.uint8:
@@ -75,6 +90,11 @@ def normalise(pixels: np.ndarray) -> np.ndarray:
 def make_key(source_split: str, index: int) -> bytes:
     """The stable record key: the source file's split and the image's index in it."""
     return f"{source_split}-{index:05d}".encode()
+
+
+def labelled_key(source: str, sha256: str) -> bytes:
+    """A labelled image's key: its folder's name and its bytes' digest (stable, unique)."""
+    return f"{source}-{sha256[:20]}".encode()
 
 
 # --- Serialisation of tf.train.Example, by the protobuf wire format. -------------------
@@ -108,50 +128,77 @@ _IMAGE_ENTRY_PREFIX = _map_entry(IMAGE_KEY, _field(2, _field(1, b"\0" * (4 * IMA
     : -4 * IMAGE_SIZE
 ]
 _LABEL_ENTRIES = [
-    _map_entry(LABEL_KEY, _field(3, _field(1, _varint(i)))) for i in range(NUM_CLASSES)
+    _map_entry(LABEL_KEY, _field(3, _field(1, _varint(i)))) for i in range(NOT_A_DIGIT + 1)
 ]
 _LABEL_TABLE = np.array([np.frombuffer(entry, np.uint8) for entry in _LABEL_ENTRIES])
 
 
-def encode_examples(images: np.ndarray, labels: np.ndarray, keys: list[bytes]) -> list[bytes]:
-    """Serialises a block of records; `images` is float32 [n, 28, 28] (or [n, 784]).
+def _bytes_prefix(name: str, length: int) -> bytes:
+    """A bytes feature's map entry up to (not including) a value of `length` bytes."""
+    entry = _map_entry(name, _field(1, _field(1, b"v" * length)))
+    return entry[: len(entry) - length]
 
-    Records whose keys have the same length have the same layout, so each such group is
-    assembled as one uint8 array, column block by column block, instead of record by record.
+
+def encode_examples(
+    images: np.ndarray,
+    labels: np.ndarray,
+    keys: list[bytes],
+    sources: list[bytes] | None = None,
+    *,
+    not_a_digit: bool = False,
+) -> list[bytes]:
+    """Serialises a block of records; `images` is float32 [n, 28, 28] (or [n, 784]),
+    `sources` each record's source (default: all MNIST_SOURCE). Labels are 0-9, or all
+    NOT_A_DIGIT with `not_a_digit`.
+
+    Records whose keys and sources have the same lengths have the same layout, so each such
+    group is assembled as one uint8 array, column block by column block, instead of record
+    by record.
     """
     n = len(keys)
-    if images.dtype != np.float32 or images.shape[0] != n or len(labels) != n:
+    sources = sources if sources is not None else [MNIST_SOURCE.encode()] * n
+    if images.dtype != np.float32 or images.shape[0] != n or len(labels) != n or len(sources) != n:
         raise ValueError(
             f"inconsistent block: images {images.dtype}{images.shape}, "
-            f"{len(labels)} labels, {len(keys)} keys"
+            f"{len(labels)} labels, {len(keys)} keys, {len(sources)} sources"
         )
-    if n and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise ValueError(f"labels must be in 0-{NUM_CLASSES - 1}")
+    allowed = (NOT_A_DIGIT, NOT_A_DIGIT) if not_a_digit else (0, NUM_CLASSES - 1)
+    if n and (labels.min() < allowed[0] or labels.max() > allowed[1]):
+        raise ValueError(f"labels must be in {allowed[0]}-{allowed[1]}")
     pixels = np.ascontiguousarray(images.reshape(n, IMAGE_SIZE), dtype="<f4").view(np.uint8)
-    key_lengths = np.fromiter((len(k) for k in keys), dtype=np.int64, count=n)
+    shapes = np.array([(len(k), len(s)) for k, s in zip(keys, sources, strict=True)], np.int64)
     records: list[bytes] = [b""] * n
-    for key_length in np.unique(key_lengths):
-        rows = np.flatnonzero(key_lengths == key_length)
-        key_prefix = _map_entry(KEY_KEY, _field(1, _field(1, b"k" * int(key_length))))
-        key_prefix = key_prefix[: len(key_prefix) - int(key_length)]
-        label_len = len(_LABEL_ENTRIES[0])
-        features_len = len(_IMAGE_ENTRY_PREFIX) + 4 * IMAGE_SIZE + label_len + len(key_prefix)
-        features_len += int(key_length)
+    for key_length, source_length in np.unique(shapes.reshape(-1, 2), axis=0).tolist():
+        rows = np.flatnonzero((shapes[:, 0] == key_length) & (shapes[:, 1] == source_length))
+        key_prefix = _bytes_prefix(KEY_KEY, key_length)
+        source_prefix = _bytes_prefix(SOURCE_KEY, source_length)
+        features_len = (
+            len(_IMAGE_ENTRY_PREFIX)
+            + 4 * IMAGE_SIZE
+            + len(_LABEL_ENTRIES[0])
+            + len(key_prefix)
+            + key_length
+            + len(source_prefix)
+            + source_length
+        )
         head = _varint(1 << 3 | 2) + _varint(features_len)
         columns = [
-            np.broadcast_to(
-                np.frombuffer(head + _IMAGE_ENTRY_PREFIX, np.uint8),
-                (len(rows), len(head) + len(_IMAGE_ENTRY_PREFIX)),
-            ),
+            _constant(head + _IMAGE_ENTRY_PREFIX, len(rows)),
             pixels[rows],
             _LABEL_TABLE[labels[rows].astype(np.intp)],
-            np.broadcast_to(np.frombuffer(key_prefix, np.uint8), (len(rows), len(key_prefix))),
+            _constant(key_prefix, len(rows)),
             np.frombuffer(b"".join(keys[i] for i in rows), np.uint8).reshape(len(rows), -1),
+            _constant(source_prefix, len(rows)),
+            np.frombuffer(b"".join(sources[i] for i in rows), np.uint8).reshape(len(rows), -1),
         ]
         block = np.concatenate(columns, axis=1)
         for row, encoded in zip(rows.tolist(), block, strict=True):
             records[row] = encoded.tobytes()
     return records
+
+
+def _constant(data: bytes, rows: int) -> np.ndarray:
+    return np.broadcast_to(np.frombuffer(data, np.uint8), (rows, len(data)))
 
 
 # --- The TensorFlow side. ---------------------------------------------------------------
@@ -164,11 +211,13 @@ def feature_spec() -> dict:
         IMAGE_KEY: tf.io.FixedLenFeature([IMAGE_SIZE], tf.float32),
         LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
         KEY_KEY: tf.io.FixedLenFeature([], tf.string),
+        # Datasets written before sources existed hold MNIST only.
+        SOURCE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=MNIST_SOURCE),
     }
 
 
 def parse_examples(serialized):
-    """Batch of serialised Examples -> {image: float32 [n, 28, 28, 1], label, key}.
+    """Batch of serialised Examples -> {image: float32 [n, 28, 28, 1], label, key, source}.
 
     Vectorised: call it after `batch()` in tf.data, not once per record.
     """
@@ -188,5 +237,6 @@ def tfds_features():
             IMAGE_KEY: tfds.features.Tensor(shape=IMAGE_SHAPE, dtype=np.float32),
             LABEL_KEY: tfds.features.ClassLabel(num_classes=NUM_CLASSES),
             KEY_KEY: tfds.features.Text(),
+            SOURCE_KEY: tfds.features.Text(),
         }
     )

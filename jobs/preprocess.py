@@ -3,6 +3,7 @@
 Locally (DirectRunner):
 
     digits preprocess --output out/data [--source DIR] [--validation-size 5000]
+        [--labelled LABELS ...]       # image folders: LABELS/0/ ... LABELS/9/, not_a_digit/
     python -m jobs.preprocess --output out/data     # the same
 
 On Dataflow (the same code; every Beam option passes through; README, "On Dataflow"):
@@ -36,6 +37,7 @@ def parse_args(argv: list[str] | None) -> tuple[PreprocessConfig, list[str]]:
     known, beam_args = options.parse_job_and_beam(_parser(), argv)
     given = vars(known)
     given.pop("verbose")  # read by common.startup, not part of the dataset's config
+    given["labelled"] = tuple(given["labelled"] or ())
     config = PreprocessConfig(**given)
     if config.num_shards < 0:
         raise ValueError(f"--num-shards must be 0 (automatic) or more, got {config.num_shards}")
@@ -81,8 +83,37 @@ def _parser() -> argparse.ArgumentParser:
         help="for other IDX datasets of MNIST's shape (Fashion-MNIST, KMNIST, "
         "your own): header checks still apply, MNIST's digests do not",
     )
+    _add_labelled_options(parser)
     _add_run_options(parser)
     return parser
+
+
+def _add_labelled_options(parser: argparse.ArgumentParser) -> None:
+    """A team's own labelled images, as the review page writes them."""
+    parser.add_argument(
+        "--labelled",
+        action="append",
+        metavar="DIR",
+        help="an image folder (local or gs://) with 0/ ... 9/ and not_a_digit/ inside, as "
+        "`digits review` writes it; its name becomes the records' source; repeatable",
+    )
+    parser.add_argument(
+        "--labelled-split",
+        type=_percentages,
+        default=PreprocessConfig.labelled_split,
+        metavar="TRAIN/VAL/TEST",
+        help="percent of each labelled folder's images in train, validation and test, chosen "
+        "by each image's digest (default 80/10/10)",
+    )
+
+
+def _percentages(text: str) -> tuple[int, int, int]:
+    parts = text.split("/")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or sum(map(int, parts)) != 100:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give three whole percentages that add up to 100, such as 80/10/10"
+        )
+    return tuple(int(p) for p in parts)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:

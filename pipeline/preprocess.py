@@ -3,13 +3,19 @@ pipeline `digits preprocess` runs; jobs/preprocess.py holds its options).
 
 Output: `mnist-{train,validation,test}.tfrecord-SSSSS-of-NNNNN`, TFDS metadata
 (`tfds.builder_from_directory(OUTPUT)` loads it) and `manifest.json`, written last.
+With labelled folders (`--labelled DIR`, pipeline/labelled.py) their images join the
+shards of the split their digest picks, not-a-digit images go to
+`not_a_digit-<split>.tfrecord`, and `excluded.jsonl` says which
+files were left out and why.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -18,8 +24,10 @@ import pipeline
 from common import files, schema
 from common.progress import ProgressLog
 from common.startup import show_job_logs
-from pipeline import idx, output, sources
+from pipeline import idx, labelled, output, sources
+from pipeline.labelled import DEFAULT_SPLIT, Deduplicate, ReadLabelled
 from pipeline.transforms import (
+    MergeLabelled,
     Normalise,
     ReadIdx,
     ShardPlan,
@@ -42,11 +50,29 @@ class PreprocessConfig:
     compression: str = "none"
     verify_digests: bool = True
     progress_interval: float = 30.0  # seconds between progress lines
+    labelled: tuple[str, ...] = ()  # image folders, one folder per class (pipeline/labelled.py)
+    labelled_split: tuple[int, int, int] = DEFAULT_SPLIT  # percent train/val/test
 
 
-def plan_sources(config: PreprocessConfig, source_dir: str) -> tuple[list[SplitSource], dict]:
-    """Reads the headers (cheap) to fail fast, carve validation out of train and plan shards."""
-    specs, counts = [], {}
+@dataclass(frozen=True)
+class Plan:
+    """What the pipeline will read: MNIST's shards, and the labelled folders' files."""
+
+    specs: list[SplitSource]
+    counts: dict[str, int]  # MNIST records per split
+    shards: dict[str, int]  # shards per split
+    candidates: list[labelled.LabelledFile] = field(default_factory=list)
+    misplaced: list[dict] = field(default_factory=list)
+    listed: dict[str, int] = field(default_factory=dict)  # files per labelled source
+
+
+def plan_sources(config: PreprocessConfig, source_dir: str) -> Plan:
+    """Reads the headers (cheap) to fail fast, carve validation out of train, lists the
+    labelled folders and plans the shards (room for each split's share of labelled files)."""
+    candidates, misplaced = labelled.list_labelled(config.labelled)
+    listed = Counter(f.source for f in candidates) + Counter(r["source"] for r in misplaced)
+    share = dict(zip(schema.SPLITS, config.labelled_split, strict=True))
+    specs, counts, shards = [], {}, {}
     for source_split, (images, labels) in idx.MNIST_FILES.items():
         images_path = files.join(source_dir, images.name)
         labels_path = files.join(source_dir, labels.name)
@@ -54,10 +80,12 @@ def plan_sources(config: PreprocessConfig, source_dir: str) -> tuple[list[SplitS
         plans = []
         for split, (start, stop) in carve(source_split, n_images, config.validation_size).items():
             counts[split] = stop - start
-            plans += plan_shards(split, start, stop, config.num_shards)
+            room = len(candidates) * share[split] // 100
+            plans += plan_shards(split, start, stop, config.num_shards, room)
+            shards[split] = plans[-1].num_shards
         expected = (images, labels) if config.verify_digests else None
         specs.append(SplitSource(source_split, images_path, labels_path, expected, tuple(plans)))
-    return specs, counts
+    return Plan(specs, counts, shards, candidates, misplaced, dict(listed))
 
 
 def peek_pair(images_path: str, labels_path: str) -> int:
@@ -85,36 +113,65 @@ def carve(source_split: str, count: int, validation_size: int) -> dict[str, tupl
     return {"train": (0, cut), "validation": (cut, count)}
 
 
-def plan_shards(split: str, start: int, stop: int, num_shards: int) -> list[ShardPlan]:
-    """Contiguous, equal (to one image) shards; by default one per 10,000 records."""
+def plan_shards(
+    split: str, start: int, stop: int, num_shards: int, room: int = 0
+) -> list[ShardPlan]:
+    """Contiguous, equal (to one image) shards; by default one per 10,000 records, counting
+    `room` more for the labelled images that will join them."""
     count = stop - start
-    n = num_shards or max(1, math.ceil(count / RECORDS_PER_SHARD))
+    n = num_shards or max(1, math.ceil((count + room) / RECORDS_PER_SHARD))
     if n > count:
         raise ValueError(f"--num-shards {n} is more than the {count} records of the {split} split")
     edges = [start + count * i // n for i in range(n + 1)]
     return [ShardPlan(split, i, n, edges[i], edges[i + 1]) for i in range(n)]
 
 
-def build(p: beam.Pipeline, config: PreprocessConfig, specs: list[SplitSource]) -> None:
-    images = sum(plan.stop - plan.start for spec in specs for plan in spec.shards)
+EXCLUDED_FILE = "excluded.jsonl"
+
+
+def build(p: beam.Pipeline, config: PreprocessConfig, plan: Plan) -> None:
+    images = sum(shard.stop - shard.start for spec in plan.specs for shard in spec.shards)
     progress = ProgressLog(images, config.progress_interval, unit="images")
-    blocks, digests = p | "Sources" >> beam.Create(specs) | "ReadIdx" >> ReadIdx(progress)
+    blocks, digests = p | "Sources" >> beam.Create(plan.specs) | "ReadIdx" >> ReadIdx(progress)
+    records = blocks | "Normalise" >> Normalise()
+    if config.labelled:
+        records = (records, labelled_images(p, config, plan)) | "MergeLabelled" >> MergeLabelled()
+    files_out = sum(plan.shards.values()) + len(schema.SPLITS)
     (
-        blocks
-        | "Normalise" >> Normalise()
+        records
         | "ToExamples" >> ToExamples()
-        | "WriteShards"
-        >> WriteShards(config.output, config.compression, sum(len(s.shards) for s in specs))
+        | "WriteShards" >> WriteShards(config.output, config.compression, files_out)
     )
     facts_path = files.join(config.output, output.FACTS_FILE)
     (
-        (blocks, digests)
+        (records, digests)
         | "SummariseSplits" >> SummariseSplits()
         | "WriteFacts" >> beam.Map(files.write_json_to, facts_path)
     )
 
 
-def finalise(config: PreprocessConfig, expected_counts: dict[str, int], seconds: float) -> dict:
+def labelled_images(p: beam.Pipeline, config: PreprocessConfig, plan: Plan):
+    """The labelled folders' distinct images, placed in their files; what is left out
+    goes to excluded.jsonl, through Beam's text sink."""
+    read, unreadable = (
+        p | "LabelledFiles" >> beam.Create(plan.candidates) | "ReadLabelled" >> ReadLabelled()
+    )
+    kept, rejected = read | "Deduplicate" >> Deduplicate()
+    misplaced = p | "Misplaced" >> beam.Create(plan.misplaced)
+    (
+        (misplaced, unreadable, rejected)
+        | "AllExcluded" >> beam.Flatten()
+        | "AsJson" >> beam.Map(lambda row: json.dumps(row, sort_keys=True))
+        | "WriteExcluded"
+        >> beam.io.WriteToText(
+            files.join(config.output, EXCLUDED_FILE), shard_name_template="", num_shards=1
+        )
+    )
+    split, shards = config.labelled_split, plan.shards
+    return kept | "Place" >> beam.Map(labelled.destination, split, shards)
+
+
+def finalise(config: PreprocessConfig, plan: Plan, seconds: float) -> dict:
     """Checks what the pipeline wrote, then writes TFDS metadata and, last, the manifest."""
     facts_path = files.join(config.output, output.FACTS_FILE)
     facts = files.read_json(facts_path)
@@ -125,24 +182,41 @@ def finalise(config: PreprocessConfig, expected_counts: dict[str, int], seconds:
         ]
         for split in schema.SPLITS
     }
-    check_counts(shards, facts, expected_counts)
+    check_counts(shards, facts, plan.counts)
+    negatives = {
+        split: output.describe_shard(path, config.compression)
+        for split in schema.SPLITS
+        if files.exists(path := files.join(config.output, schema.not_a_digit_file_name(split)))
+    }
+    accounts = {}
+    if config.labelled:
+        rows = files.read_bytes(files.join(config.output, EXCLUDED_FILE)).decode().splitlines()
+        accounts = labelled.account(config.labelled, plan.listed, facts["by_source"], rows)
     if config.compression == "none":
         output.write_tfds_metadata(config.output, shards, pipeline.DESCRIPTION)
     manifest = manifest_record(config, shards, facts, seconds)
+    manifest.update(not_a_digit=negatives, labelled=accounts)
     files.delete(facts_path)
     files.delete(temp_dir(config.output), missing_ok=True)
     files.write_json(files.join(config.output, schema.MANIFEST_FILE), manifest)
     return manifest
 
 
-def check_counts(shards: dict[str, list[dict]], facts: dict, expected: dict[str, int]) -> None:
+def check_counts(shards: dict[str, list[dict]], facts: dict, mnist: dict[str, int]) -> None:
     """Records written, labels counted and the plan's counts must agree for every split."""
-    for split, count in expected.items():
+    for split, count in mnist.items():
         written = sum(s["records"] for s in shards[split])
-        labelled = sum(facts["labels"].get(split, []))
-        if not written == labelled == count:
+        counted = sum(facts["labels"].get(split, []))
+        by_source = {
+            source: splits[split]["records"] - splits[split]["not_a_digit"]
+            for source, splits in facts["by_source"].items()
+            if split in splits
+        }
+        expected = count + sum(n for source, n in by_source.items() if source != "mnist")
+        if not written == counted == expected or by_source.get("mnist") != count:
             raise RuntimeError(
-                f"{split}: wrote {written} records, counted {labelled}, expected {count}"
+                f"{split}: wrote {written} records, counted {counted}, expected {expected} "
+                f"({count} from MNIST; per source: {by_source})"
             )
 
 
@@ -154,7 +228,11 @@ MANIFEST_SCHEMA = {
         "normalisation": "pixel / 255",
     },
     schema.LABEL_KEY: {"dtype": "int64", "range": [0, schema.NUM_CLASSES - 1]},
-    schema.KEY_KEY: {"dtype": "bytes", "format": "<source split>-<index>"},
+    schema.KEY_KEY: {
+        "dtype": "bytes",
+        "format": "<source split>-<index> (MNIST), <source>-<sha256 prefix> (labelled)",
+    },
+    schema.SOURCE_KEY: {"dtype": "bytes", "values": "mnist, or a labelled folder's name"},
 }
 
 
@@ -169,6 +247,7 @@ def manifest_record(
         "compression": config.compression,
         "schema": MANIFEST_SCHEMA,
         "sources": facts["digests"],
+        "by_source": facts["by_source"],
         "splits": {
             split: {
                 "records": sum(s["records"] for s in shards[split]),
@@ -189,6 +268,12 @@ def summary(manifest: dict) -> str:
             f"  {split:<10} {info['records']:>6} records in {len(info['shards'])} shards; "
             f"per label: {labels}"
         )
+    for source, account in manifest.get("labelled", {}).items():
+        left_out = ", ".join(f"{n} {why}" for why, n in account["excluded"].items()) or "none"
+        lines.append(
+            f"  {source}: {account['files']} files -> {account['records']} digits, "
+            f"{account['not_a_digit']} not a digit; left out: {left_out} (see {EXCLUDED_FILE})"
+        )
     return "\n".join(lines)
 
 
@@ -197,10 +282,10 @@ def run(config: PreprocessConfig, beam_args: list[str]) -> dict:
     started = time.time()
     show_job_logs()
     source_dir = sources.locate(config.source)
-    specs, counts = plan_sources(config, source_dir)
+    plan = plan_sources(config, source_dir)
     output.claim(config.output)
     with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
-        build(p, config, specs)
-    manifest = finalise(config, counts, time.time() - started)
+        build(p, config, plan)
+    manifest = finalise(config, plan, time.time() - started)
     print(summary(manifest))
     return manifest

@@ -1,6 +1,7 @@
 """The preprocessing pipeline's stages, one named composite transform each.
 
-    ReadIdx >> Normalise >> ToExamples >> WriteShards   (+ SummariseSplits on the side)
+    ReadIdx >> Normalise >> [MergeLabelled] >> ToExamples >> WriteShards
+                                  (+ SummariseSplits on the side)
 
 Elements are whole shards, not single images: one Beam element per image spends most of
 its time in per-element overhead. ReadIdx reads each source file front to back and cuts
@@ -70,6 +71,27 @@ class Block:
         return [schema.make_key(self.source_split, first + i) for i in range(len(self.labels))]
 
 
+@dataclass
+class Records:
+    """What one output file holds, ready to serialise: images float32 [n, 28, 28]."""
+
+    file_name: str
+    split: str
+    images: np.ndarray
+    labels: np.ndarray
+    keys: list[bytes]
+    sources: list[bytes]
+    not_a_digit: bool = False
+
+    @classmethod
+    def of_block(cls, block: Block) -> Records:
+        n = len(block.labels)
+        mnist = [schema.MNIST_SOURCE.encode()] * n
+        return cls(
+            block.plan.file_name, block.plan.split, block.images, block.labels, block.keys(), mnist
+        )
+
+
 class _ReadIdxFn(beam.DoFn):
     DIGESTS = "digests"
 
@@ -125,24 +147,75 @@ def _normalise_block(block: Block) -> Block:
 
 
 class Normalise(beam.PTransform):
-    """uint8 pixels -> float32 in [0, 1], by the schema's `normalise`."""
+    """uint8 pixels -> float32 in [0, 1], by the schema's `normalise`, as Records."""
 
     def expand(self, blocks):
-        return blocks | "DivideBy255" >> beam.Map(_normalise_block)
+        return (
+            blocks
+            | "DivideBy255" >> beam.Map(_normalise_block)
+            | "AsRecords" >> beam.Map(Records.of_block)
+        )
+
+
+def _merge(item) -> Records:
+    """One file's MNIST Records (none for a not_a_digit file) and its labelled images,
+    which come as (split, model.labelled.LabelledImage)."""
+    file_name, joined = item
+    mnist, labelled = list(joined["mnist"]), joined["labelled"]
+    labelled = sorted(labelled, key=lambda placed: placed[1].sha256)
+    if mnist:
+        (base,) = mnist
+    else:
+        empty = np.zeros((0, *schema.IMAGE_SHAPE), np.float32)
+        base = Records(file_name, labelled[0][0], empty, np.zeros(0, np.int64), [], [], True)
+    if not labelled:
+        return base
+    images = [image for _, image in labelled]
+    pixels = np.stack([image.pixels for image in images])
+    labels = np.array([image.file.label for image in images], np.int64)
+    return Records(
+        file_name,
+        base.split,
+        np.concatenate([base.images, schema.normalise(pixels)]),
+        np.concatenate([base.labels.astype(np.int64), labels]),
+        base.keys + [schema.labelled_key(i.file.source, i.sha256) for i in images],
+        base.sources + [i.file.source.encode() for i in images],
+        base.not_a_digit,
+    )
+
+
+class MergeLabelled(beam.PTransform):
+    """(MNIST Records, (file name, (split, labelled image))) -> Records: each shard with
+    the labelled images that hash into it, and one not_a_digit file per split that has any."""
+
+    def expand(self, inputs):
+        mnist, placed = inputs
+        keyed = mnist | "KeyByFile" >> beam.Map(lambda records: (records.file_name, records))
+        return (
+            {"mnist": keyed, "labelled": placed}
+            | "JoinByFile" >> beam.CoGroupByKey()
+            | "Merge" >> beam.Map(_merge)
+        )
 
 
 class _ToExamplesFn(beam.DoFn):
     def __init__(self):
         self.records = Metrics.counter("ToExamples", "records")
 
-    def process(self, block: Block):
-        records = schema.encode_examples(block.images, block.labels, block.keys())
-        self.records.inc(len(records))
-        yield block.plan.file_name, frame_records(records)
+    def process(self, records: Records):
+        encoded = schema.encode_examples(
+            records.images,
+            records.labels,
+            records.keys,
+            records.sources,
+            not_a_digit=records.not_a_digit,
+        )
+        self.records.inc(len(encoded))
+        yield records.file_name, frame_records(encoded)
 
 
 class ToExamples(beam.PTransform):
-    """Blocks -> (shard file name, the shard's tf.train.Examples as TFRecord bytes)."""
+    """Records -> (file name, its tf.train.Examples as TFRecord bytes)."""
 
     def expand(self, blocks):
         return blocks | "SerialiseShards" >> beam.ParDo(_ToExamplesFn())
@@ -196,17 +269,34 @@ class WriteShards(beam.PTransform):
         )
 
 
-def _label_counts(block: Block) -> dict:
-    counts = np.bincount(block.labels, minlength=schema.NUM_CLASSES)
-    return {"labels": {block.plan.split: counts.tolist()}}
+def _label_counts(records: Records) -> dict:
+    """Digit label counts per split, and records per source and split."""
+    by_source: dict = {}
+    for source in sorted(set(records.sources)):
+        rows = np.array([s == source for s in records.sources], bool)
+        labels = records.labels[rows]
+        by_source[source.decode()] = {
+            records.split: {
+                "records": int(rows.sum()),
+                "labels": np.bincount(
+                    labels[labels < schema.NUM_CLASSES], minlength=schema.NUM_CLASSES
+                ).tolist(),
+                "not_a_digit": int((labels == schema.NOT_A_DIGIT).sum()),
+            }
+        }
+    if records.not_a_digit:
+        return {"by_source": by_source}
+    counts = np.bincount(records.labels, minlength=schema.NUM_CLASSES)
+    return {"labels": {records.split: counts.tolist()}, "by_source": by_source}
 
 
 class SummariseSplits(beam.PTransform):
-    """Blocks + digests -> one dict of label counts per split and source digests."""
+    """Records + digests -> one dict: label counts per split, records per source and
+    split, and source digests."""
 
     def expand(self, inputs):
-        blocks, digests = inputs
-        counts = blocks | "CountLabels" >> beam.Map(_label_counts)
+        records, digests = inputs
+        counts = records | "CountLabels" >> beam.Map(_label_counts)
         wrapped = digests | "WrapDigests" >> beam.Map(lambda d: {"digests": d})
         return (
             (counts, wrapped)

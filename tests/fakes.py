@@ -162,3 +162,29 @@ class BarPredictor:
 class BrokenPredictor:
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         raise RuntimeError("out of memory")
+
+
+# --- Labelled image folders (digits preprocess --labelled). ------------------------------------
+
+
+def write_labelled_folder(
+    directory: Path, count: int = 40, seed: int = 7, negatives: int = 6
+) -> dict[str, int]:
+    """A team's image folder, DIR/<digit>/*.png (inverted, 56x56: the normalisation has work
+    to do) and DIR/not_a_digit/*.png, plus the review page's answers.jsonl; returns each
+    image's relative path -> its class (10 for not_a_digit)."""
+    images, labels = digit_like_images(count, seed)
+    written = {}
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        relative = f"{label}/{seed}-{i}.png"
+        written[relative] = int(label)
+        (directory / str(label)).mkdir(parents=True, exist_ok=True)
+        (directory / relative).write_bytes(encoded(255 - enlarge(image, 56)))
+    (directory / "not_a_digit").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(negatives):
+        relative = f"not_a_digit/{seed}-{i}.png"
+        written[relative] = schema.NOT_A_DIGIT
+        (directory / relative).write_bytes(encoded(rng.integers(0, 255, (40, 40), np.uint8)))
+    (directory / "answers.jsonl").write_text("")
+    return written

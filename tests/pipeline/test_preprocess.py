@@ -134,8 +134,7 @@ def test_read_normalise_and_serialise_transforms(tiny_mnist):
         blocks, digests = p | beam.Create([source]) | ReadIdx()
         normalised = blocks | Normalise()
         assert_that(
-            normalised
-            | beam.Map(lambda b: (b.plan.file_name, len(b.labels), float(b.images.max()))),
+            normalised | beam.Map(lambda b: (b.file_name, len(b.labels), float(b.images.max()))),
             equal_to(
                 [
                     ("mnist-train.tfrecord-00000-of-00002", 15, 1.0),
