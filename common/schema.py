@@ -170,31 +170,39 @@ def encode_examples(
     records: list[bytes] = [b""] * n
     for key_length, source_length in np.unique(shapes.reshape(-1, 2), axis=0).tolist():
         rows = np.flatnonzero((shapes[:, 0] == key_length) & (shapes[:, 1] == source_length))
-        key_prefix = _bytes_prefix(KEY_KEY, key_length)
-        source_prefix = _bytes_prefix(SOURCE_KEY, source_length)
-        features_len = (
-            len(_IMAGE_ENTRY_PREFIX)
-            + 4 * IMAGE_SIZE
-            + len(_LABEL_ENTRIES[0])
-            + len(key_prefix)
-            + key_length
-            + len(source_prefix)
-            + source_length
+        block = _encode_group(
+            pixels[rows], labels[rows], [keys[i] for i in rows], [sources[i] for i in rows]
         )
-        head = _varint(1 << 3 | 2) + _varint(features_len)
-        columns = [
-            _constant(head + _IMAGE_ENTRY_PREFIX, len(rows)),
-            pixels[rows],
-            _LABEL_TABLE[labels[rows].astype(np.intp)],
-            _constant(key_prefix, len(rows)),
-            np.frombuffer(b"".join(keys[i] for i in rows), np.uint8).reshape(len(rows), -1),
-            _constant(source_prefix, len(rows)),
-            np.frombuffer(b"".join(sources[i] for i in rows), np.uint8).reshape(len(rows), -1),
-        ]
-        block = np.concatenate(columns, axis=1)
         for row, encoded in zip(rows.tolist(), block, strict=True):
             records[row] = encoded.tobytes()
     return records
+
+
+def _encode_group(pixels, labels, keys: list[bytes], sources: list[bytes]) -> np.ndarray:
+    """Records of one layout (keys of one length, sources of one length), one per row."""
+    rows, key_length, source_length = len(keys), len(keys[0]), len(sources[0])
+    key_prefix = _bytes_prefix(KEY_KEY, key_length)
+    source_prefix = _bytes_prefix(SOURCE_KEY, source_length)
+    features_len = (
+        len(_IMAGE_ENTRY_PREFIX)
+        + 4 * IMAGE_SIZE
+        + len(_LABEL_ENTRIES[0])
+        + len(key_prefix)
+        + key_length
+        + len(source_prefix)
+        + source_length
+    )
+    head = _varint(1 << 3 | 2) + _varint(features_len)
+    columns = [
+        _constant(head + _IMAGE_ENTRY_PREFIX, rows),
+        pixels,
+        _LABEL_TABLE[labels.astype(np.intp)],
+        _constant(key_prefix, rows),
+        np.frombuffer(b"".join(keys), np.uint8).reshape(rows, -1),
+        _constant(source_prefix, rows),
+        np.frombuffer(b"".join(sources), np.uint8).reshape(rows, -1),
+    ]
+    return np.concatenate(columns, axis=1)
 
 
 def _constant(data: bytes, rows: int) -> np.ndarray:
