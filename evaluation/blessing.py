@@ -38,6 +38,7 @@ def bless(
         results["calibration"]["test_ece_after"],
         results["robustness"]["corruptions"]["mean_accuracy"],
         None if baseline is None else baseline.predicted,
+        test.sources,
     )
     digest = files.sha256_file(serving.keras_path(model))
     verdict = {
@@ -77,8 +78,21 @@ def _figure(check: dict) -> str:
     value = check["value"]
     if check.get("skipped"):
         return f"skipped: {check['skipped']}"
+    if check["check"] == "source_floors" and not value:
+        return "no test images"
     if isinstance(value, dict) and "worst_digit" in value:
         return f"digit {value['worst_digit']}: {value['recall']:.4f}"
+    if check["check"] == "source_floors":
+        return "; ".join(
+            f"{name} {v['accuracy']:.4f} ({v['images']} images)"
+            for name, v in value.items()
+            if name != "missing"
+        ) + (f"; no test images of {', '.join(value['missing'])}" if "missing" in value else "")
+    if check["check"] == "source_non_inferiority":
+        return "; ".join(
+            f"{name} {v['candidate_accuracy']:.4f} vs {v['baseline_accuracy']:.4f}"
+            for name, v in value.items()
+        )
     if isinstance(value, dict):
         return (
             f"{value['candidate_accuracy']:.4f} vs {value['baseline_accuracy']:.4f}; "

@@ -72,6 +72,46 @@ def judge_test(test: Split, calibrated, screen: screening.Screen) -> dict:
     }
 
 
+def by_source(test: Split, stored: dict) -> dict[str, dict]:
+    """Per source of the test split (mnist, and each labelled folder): accuracy, ECE after
+    scaling, and what the scorer's statuses would be: the accepted share, the error among
+    the accepted and the share called not_a_digit."""
+    screen = screening.Screen.from_dict(stored)
+    after = calibration.scale(test.probabilities, screen.temperature)
+    status = screening.judge(test.measured, after.max(axis=1), screen)["status"].numpy()
+    right = after.argmax(axis=1) == test.labels
+    found = {}
+    for source in sorted(set(test.sources.tolist()), key=lambda s: (s != "mnist", s)):
+        mask = test.sources == source
+        accepted = mask & (status == screening.ACCEPTED)
+        found[source] = {
+            "images": int(mask.sum()),
+            "accuracy": float(right[mask].mean()),
+            "ece_after": calibration.expected_calibration_error(after[mask], test.labels[mask]),
+            "accepted_share": float(accepted.sum() / mask.sum()),
+            "error_among_accepted": float((~right[accepted]).mean()) if accepted.any() else 0.0,
+            "not_a_digit_share": float((status[mask] == screening.NOT_A_DIGIT).mean()),
+        }
+    return found
+
+
+def source_card_section(found: dict[str, dict]) -> str:
+    rows = "\n".join(
+        f"| {name} | {v['images']:,} | {v['accuracy']:.4f} | {v['ece_after']:.4f} | "
+        f"{v['accepted_share']:.1%} | {v['error_among_accepted']:.2%} | "
+        f"{v['not_a_digit_share']:.2%} |"
+        for name, v in found.items()
+    )
+    return f"""## By source (test split)
+Each source's own test images (`mnist`, and each folder given to `digits preprocess
+--labelled`), with the statuses the scorer would give them.
+
+| source | images | accuracy | ECE after scaling | accepted | error among accepted | not_a_digit |
+| --- | --- | --- | --- | --- | --- | --- |
+{rows}
+"""
+
+
 def plot_reliability(test: Split, temperature: float, path: str) -> None:
     """Accuracy against mean confidence per bin, before and after scaling, with the ECEs."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), dpi=100, sharey=True)

@@ -58,6 +58,7 @@ def run(job: EvaluateRun) -> dict:
     results = report.classification_metrics(test.labels, test.probabilities)
     stored = files.read_json(serving.calibration_path(job.model))
     results["calibration"] = calibration.judge(test, stored)
+    results["by_source"] = calibration.by_source(test, stored)
     steps.start("robustness suites (corruptions, not-a-digit inputs, scans)")
     predictor = serving.Predictor.of(model, screen)  # the scorer's, on the model loaded once
     results["robustness"] = robustness.evaluate(predictor, test, job.suites, steps)

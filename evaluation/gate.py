@@ -17,7 +17,11 @@ Checks (floors and ceilings are the evaluate job's options, GateConfig):
   most `max_accuracy_drop` below the baseline's, and McNemar's exact test on the images
   where the two disagree does not show the candidate worse (one-sided p >= `alpha`). A
   bare difference is no test at 99.6%: one standard error on 10,000 images is 0.06 points.
-  With no baseline (a first run) the check is skipped, and says so.
+  With no baseline (a first run) the check is skipped, and says so;
+- per source (`mnist`, and each labelled folder, digits preprocess --labelled): the test
+  accuracy of every source named in `source_floors` at least its floor, and, with a
+  baseline, no source's accuracy more than `max_source_drop` below the baseline's on the
+  same images (a retrain that learns one team's digits must not unlearn another's).
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ class GateConfig:
     min_corruption_accuracy: float = 0.65
     max_accuracy_drop: float = 0.001
     alpha: float = 0.05
+    # (source, lowest test accuracy) pairs, e.g. (("forms", 0.97),); --source-floor
+    source_floors: tuple[tuple[str, float], ...] = ()
+    # A labelled folder's test split is small (10% of its images): one point of slack.
+    max_source_drop: float = 0.01
 
 
 def check(name: str, value, passed: bool, limit: str) -> dict:
@@ -62,8 +70,11 @@ def bless(
     ece_after: float,
     mean_corruption_accuracy: float,
     baseline_predicted: np.ndarray | None = None,
+    sources: np.ndarray | None = None,
 ) -> dict:
-    """Every check with its figure, and `blessed` (all passed)."""
+    """Every check with its figure, and `blessed` (all passed). `sources`: each test
+    image's source (default: all mnist)."""
+    sources = np.full(len(labels), "mnist") if sources is None else np.asarray(sources)
     right = predicted == labels
     accuracy = float(right.mean())
     recalls = {str(d): float(right[labels == d].mean()) for d in range(10) if (labels == d).any()}
@@ -84,6 +95,8 @@ def bless(
             f">= {config.min_corruption_accuracy}",
         ),
         non_inferiority(config, right, labels, baseline_predicted),
+        source_floors(config, right, sources),
+        source_non_inferiority(config, right, labels, sources, baseline_predicted),
     ]
     return {
         "blessed": all(c["passed"] for c in checks),
@@ -114,3 +127,50 @@ def non_inferiority(config: GateConfig, right, labels, baseline_predicted) -> di
         drop <= config.max_accuracy_drop and test["p"] >= config.alpha,
         limit,
     )
+
+
+def accuracy_by_source(right: np.ndarray, sources: np.ndarray) -> dict[str, dict]:
+    return {
+        str(source): {"images": int(mask.sum()), "accuracy": float(right[mask].mean())}
+        for source in sorted(set(sources.tolist()))
+        if (mask := sources == source).any()
+    }
+
+
+def source_floors(config: GateConfig, right, sources) -> dict:
+    floors = dict(config.source_floors)
+    limit = ", ".join(f"{name} >= {floor}" for name, floor in floors.items()) or "none set"
+    found = accuracy_by_source(right, sources)
+    if not floors:
+        return {**check("source_floors", found, True, limit), "skipped": "no --source-floor"}
+    passed = all(
+        name in found and found[name]["accuracy"] >= floor for name, floor in floors.items()
+    )
+    missing = sorted(set(floors) - set(found))
+    value = {**found, **({"missing": missing} if missing else {})}
+    return check("source_floors", value, passed, limit)
+
+
+def source_non_inferiority(config: GateConfig, right, labels, sources, baseline_predicted) -> dict:
+    limit = f"every source's accuracy at most {config.max_source_drop} below the baseline's"
+    if baseline_predicted is None:
+        found = accuracy_by_source(right, sources)
+        return {
+            **check("source_non_inferiority", found, True, limit),
+            "skipped": "no baseline model",
+        }
+    candidate = accuracy_by_source(right, sources)
+    baseline = accuracy_by_source(baseline_predicted == labels, sources)
+    value = {
+        source: {
+            "images": candidate[source]["images"],
+            "candidate_accuracy": candidate[source]["accuracy"],
+            "baseline_accuracy": baseline[source]["accuracy"],
+        }
+        for source in candidate
+    }
+    passed = all(
+        v["baseline_accuracy"] - v["candidate_accuracy"] <= config.max_source_drop
+        for v in value.values()
+    )
+    return check("source_non_inferiority", value, passed, limit)

@@ -120,6 +120,7 @@ def model_card(model: keras.Model, training: dict, results: dict, manifest: dict
 MNIST: {splits["train"]} training images, {splits["validation"]} validation images carved
 from the end of the training file, {splits["test"]} test images; 28x28 grayscale, pixels / 255.
 Preprocessed by `digits preprocess` (pipeline {manifest["pipeline_version"]}).
+{_labelled_text(manifest)}
 
 ## Architecture
 {training["parameters"]:,} parameters.
@@ -142,11 +143,25 @@ Accuracy **{results["accuracy"]:.4f}**, loss {results["loss"]:.4f}; validation a
 ![misclassified test digits](misclassified.png)
 
 {calibration.card_section(results["calibration"])}
+{calibration.source_card_section(results["by_source"])}
 {robustness.card_section(results["robustness"])}
 {blessing.card_section(results["blessing"])}
 ## Limits
 {_limits_text(results["per_class"])}
 """
+
+
+def _labelled_text(manifest: dict) -> str:
+    """The labelled folders the split counts above include, if any."""
+    accounts = manifest.get("labelled") or {}
+    if not accounts:
+        return ""
+    lines = [
+        f"- `{name}` ({a['folder']}): {a['records']:,} digits and {a['not_a_digit']:,} "
+        f"not-a-digit images, split by digest; {sum(a['excluded'].values()):,} files left out"
+        for name, a in accounts.items()
+    ]
+    return "Labelled folders, included in the counts above:\n" + "\n".join(lines) + "\n"
 
 
 def _recipe_text(training: dict) -> str:

@@ -30,6 +30,7 @@ GATE_OPTIONS = (
     ("max_ece", "highest expected calibration error after scaling to bless"),
     ("min_corruption_accuracy", "lowest mean accuracy under the corruptions to bless"),
     ("max_accuracy_drop", "largest accuracy drop against --baseline to bless"),
+    ("max_source_drop", "largest drop of any source's accuracy against --baseline to bless"),
 )
 
 
@@ -64,16 +65,39 @@ def parse_args(argv) -> EvaluateRun:
             "--" + name.replace("_", "-"), type=float, default=default,
             help=f"{help_text} (default {default})",
         )  # fmt: skip
+    parser.add_argument(
+        "--source-floor",
+        action="append",
+        type=_source_floor,
+        default=[],
+        metavar="SOURCE=ACCURACY",
+        help="lowest test accuracy of one source (mnist, or a labelled folder's name) to "
+        "bless, e.g. forms=0.97; repeatable",
+    )
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     args = parser.parse_args(argv)
+    gate = {name: getattr(args, name) for name, _ in GATE_OPTIONS}
     return EvaluateRun(
         args.data,
         args.model,
         args.output,
         args.baseline,
         Suites(args.suite_size, args.suite_per_kind, args.suite_seed),
-        GateConfig(**{name: getattr(args, name) for name, _ in GATE_OPTIONS}),
+        GateConfig(**gate, source_floors=tuple(args.source_floor)),
     )
+
+
+def _source_floor(text: str) -> tuple[str, float]:
+    name, _, floor = text.partition("=")
+    try:
+        value = float(floor)
+    except ValueError:
+        value = -1.0
+    if not name or not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give SOURCE=ACCURACY with an accuracy from 0 to 1, e.g. forms=0.97"
+        )
+    return name, value
 
 
 def run(argv: list[str] | None = None) -> dict:

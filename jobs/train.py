@@ -50,6 +50,13 @@ def parse_args(argv) -> TrainRun:
         type=float,
         help="not-a-digit images per training digit (outlier exposure; strong 0.1, seed 0)",
     )
+    parser.add_argument(
+        "--labelled-weight",
+        type=float,
+        default=TrainConfig.labelled_weight,
+        help="loss weight of a labelled folder's digits (digits preprocess --labelled) "
+        f"against MNIST's 1 (default {TrainConfig.labelled_weight:g})",
+    )
     add_calibration_options(parser)
     parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
     parser.add_argument("--xla", action="store_true", help="XLA-compile the train step (GPU)")
@@ -66,6 +73,7 @@ def parse_args(argv) -> TrainRun:
         batch_size=args.batch_size,
         seed=args.seed,
         outlier_share=args.outlier_share,
+        labelled_weight=args.labelled_weight,
     )
     return TrainRun(
         args.data, args.output, config, calibration_from(args), args.mixed_precision, args.xla

@@ -35,6 +35,9 @@ class TrainConfig:
     # Outlier exposure (model/outliers.py): not-a-digit images, as a share of the training
     # digits, mixed into every batch with a uniform target.
     outlier_share: float = 0.0
+    # A labelled folder's digits (digits preprocess --labelled) weigh this much in the loss
+    # against MNIST's 1: a few hundred answers against 55,000 MNIST digits need the weight.
+    labelled_weight: float = 5.0
 
     def __post_init__(self):
         if self.model not in RECIPES:
@@ -42,6 +45,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if not self.labelled_weight > 0:
+            raise ValueError(f"--labelled-weight must be above 0, got {self.labelled_weight}")
 
 
 RECIPES = {

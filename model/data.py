@@ -68,6 +68,8 @@ def local_dataset(data_dir: str):
         for split in manifest["splits"].values():
             for shard in split["shards"]:
                 _copy_verified(files.join(data_dir, shard["file"]), local, shard)
+        for shard in manifest.get("not_a_digit", {}).values():
+            _copy_verified(files.join(data_dir, shard["file"]), local, shard)
         files.write_json(os.path.join(local, schema.MANIFEST_FILE), manifest)
         yield LocalDataset(data_dir, local, manifest, verified=True)
     finally:
@@ -108,6 +110,29 @@ def split_size(manifest: dict, split: str) -> int:
     return int(manifest["splits"][split]["records"])
 
 
+def sources(manifest: dict) -> list[str]:
+    """The dataset's sources: mnist, then the labelled folders (digits preprocess --labelled)."""
+    named = manifest.get("by_source", {})
+    return [schema.MNIST_SOURCE, *sorted(set(named) - {schema.MNIST_SOURCE})]
+
+
+def not_a_digit_pixels(data_dir: str, split: str, manifest: dict, verify: bool = True):
+    """The labelled folders' not-a-digit images of a split, uint8 [m, 28, 28] (m may be 0)."""
+    shard = manifest.get("not_a_digit", {}).get(split)
+    if not shard:
+        return np.zeros((0, *schema.IMAGE_SHAPE), np.uint8)
+    path = files.join(data_dir, shard["file"])
+    if verify and files.sha256_file(path) != shard["sha256"]:
+        raise DatasetError(
+            f"{path} does not match the manifest's SHA-256 (truncated or corrupt); rerun "
+            "`digits preprocess` to rebuild the dataset"
+        )
+    compression = "GZIP" if manifest.get("compression") == "gzip" else None
+    batches = tf.data.TFRecordDataset(path, compression_type=compression).batch(1024)
+    chunks = [to_pixels(b[schema.IMAGE_KEY]) for b in batches.map(schema.parse_examples)]
+    return np.concatenate(chunks)
+
+
 def records(
     data_dir: str,
     split: str,
@@ -144,14 +169,15 @@ def records(
 class Split:
     """One split as a model sees it, every field there from the start: the images (float
     [n, 28, 28] in [0, 1]), the same as the scorer's pixels (uint8 [n, 28, 28]), labels,
-    record keys, the model's probabilities (float64 [n, 10]) and the input checks'
-    measurements of each image (model.screening.features, numpy [n] each)."""
+    record keys and sources, the model's probabilities (float64 [n, 10]) and the input
+    checks' measurements of each image (model.screening.features, numpy [n] each)."""
 
     name: str
     images: np.ndarray
     pixels: np.ndarray
     labels: np.ndarray
     keys: tuple[str, ...]
+    sources: np.ndarray  # str [n]: mnist, or a labelled folder's name
     probabilities: np.ndarray
     measured: dict[str, np.ndarray]
 
@@ -165,12 +191,13 @@ def predict_split(
 ) -> Split:
     """A split read in record order, with the model's probabilities and the input checks'
     measurements (with the shape check's `shape_weights`, if given)."""
-    images, labels, keys, probabilities = [], [], [], []
+    images, labels, keys, sources, probabilities = [], [], [], [], []
     for batch in records(data_dir, split, 512, verify=verify):
         probabilities.append(model.predict_on_batch(batch[schema.IMAGE_KEY]))
         images.append(batch[schema.IMAGE_KEY].numpy()[..., 0])
         labels.append(batch[schema.LABEL_KEY].numpy())
         keys.extend(k.decode() for k in batch[schema.KEY_KEY].numpy())
+        sources.extend(k.decode() for k in batch[schema.SOURCE_KEY].numpy())
     images = np.concatenate(images)
     pixels = to_pixels(images)
     measured = screening.features(pixels, shape_weights)
@@ -180,6 +207,7 @@ def predict_split(
         pixels=pixels,
         labels=np.concatenate(labels),
         keys=tuple(keys),
+        sources=np.array(sources, dtype=str),
         probabilities=np.concatenate(probabilities).astype(np.float64),
         measured={k: v.numpy() for k, v in measured.items()},
     )
@@ -231,15 +259,31 @@ def _negative_batches(negatives, per_batch: int, seed: int) -> tf.data.Dataset:
 
 
 def _append(digits, negatives):
-    return (
+    """Appends a batch of negatives (weight 1 when the digits carry weights)."""
+    joined = (
         tf.concat([digits[0], negatives[0]], axis=0),
         tf.concat([digits[1], negatives[1]], axis=0),
     )
+    if len(digits) == 3:
+        joined += (tf.concat([digits[2], tf.ones([tf.shape(negatives[0])[0]])], axis=0),)
+    return joined
 
 
 def to_supervised(batch: dict) -> tuple[tf.Tensor, tf.Tensor]:
     """(images, one-hot labels): the notebook trained with categorical cross-entropy."""
     return batch[schema.IMAGE_KEY], tf.one_hot(batch[schema.LABEL_KEY], schema.NUM_CLASSES)
+
+
+def weighted(labelled_weight: float):
+    """(images, one-hot labels, weights): a labelled folder's records weigh
+    `labelled_weight` in the loss, MNIST's 1."""
+
+    def to_weighted(batch: dict):
+        images, targets = to_supervised(batch)
+        is_mnist = tf.equal(batch[schema.SOURCE_KEY], schema.MNIST_SOURCE)
+        return images, targets, tf.where(is_mnist, 1.0, labelled_weight)
+
+    return to_weighted
 
 
 def supervised(
@@ -250,13 +294,16 @@ def supervised(
     device: str | None = None,
     negatives=None,
     negatives_per_batch: int = 0,
+    labelled_weight: float | None = None,
     **kw,
 ):
     """(images, one-hot labels) batches, prefetched (onto `device`, e.g. '/gpu:0', if given).
     With `negatives` (uint8 [m, 28, 28], model.outliers), every batch also gets
-    `negatives_per_batch` of them, reshuffled each pass, with a uniform target."""
+    `negatives_per_batch` of them, reshuffled each pass, with a uniform target. With
+    `labelled_weight`, batches carry loss weights too (see `weighted`)."""
+    to_pairs = to_supervised if labelled_weight is None else weighted(labelled_weight)
     dataset = records(data_dir, split, batch_size, **kw).map(
-        to_supervised, num_parallel_calls=tf.data.AUTOTUNE
+        to_pairs, num_parallel_calls=tf.data.AUTOTUNE
     )
     if negatives is not None and negatives_per_batch > 0:
         dataset = tf.data.Dataset.zip(

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from common import files, schema
 from common.progress import Steps
 from model import calibration, data, export, images, outliers, screening, serving, shape_check
@@ -42,7 +44,8 @@ def fit(
     if config.shape_check.epochs > 0:
         steps.start("the shape check: reading the training digits, making not-a-digit images")
         train_pixels = data.split_pixels(dataset_path, "train", verify=False)
-    weights = train_shape_check(train_pixels, config.shape_check, steps)
+    given = data.not_a_digit_pixels(dataset_path, "train", data.read_manifest(dataset_path), False)
+    weights = train_shape_check(train_pixels, config.shape_check, steps, given)
     steps.start("temperature, review threshold and input limits on the validation split")
     validation = data.predict_split(model, dataset_path, "validation", shape_weights=weights)
     probabilities, labels = validation.probabilities, validation.labels
@@ -99,15 +102,21 @@ def fit_screen(
 
 
 def train_shape_check(
-    train_pixels, config: shape_check.ShapeCheckConfig, steps: Steps | None = None
+    train_pixels,
+    config: shape_check.ShapeCheckConfig,
+    steps: Steps | None = None,
+    given_not_digits=None,
 ) -> dict | None:
     """The shape check (model.shape_check) trained on the training digits, uint8 [n, 28, 28],
     against model.outliers' images (as many as half of them, at most config.max_outliers;
-    the overlays are made from the first 5,000); None with config.epochs 0."""
+    the overlays are made from the first 5,000) and the labelled folders' not-a-digit
+    training images (`given_not_digits`); None with config.epochs 0."""
     if config.epochs <= 0 or not len(train_pixels):
         return None
     count = min(config.max_outliers, len(train_pixels) // 2)
     not_digits = outliers.pool(train_pixels[:5000], count, config.seed)
+    if given_not_digits is not None and len(given_not_digits):
+        not_digits = np.concatenate([not_digits, given_not_digits])
     callbacks = ()
     if steps:
         steps.start(f"training the shape check ({config.epochs} epochs)")

@@ -26,6 +26,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from common import files, ownership, schema
@@ -230,6 +231,10 @@ def make_inputs(
     only train gets the recipe's not-a-digit images (outlier exposure)."""
     negatives = outlier_pool(config, dataset)
     per_batch = round(config.batch_size * config.outlier_share)
+    labelled = len(data.sources(dataset.manifest)) > 1 and config.labelled_weight != 1
+    train_extra = {"negatives": negatives, "negatives_per_batch": per_batch}
+    if labelled:
+        train_extra["labelled_weight"] = config.labelled_weight
     return {
         split: data.supervised(
             dataset.path,
@@ -241,23 +246,22 @@ def make_inputs(
             manifest=dataset.manifest,
             verify=not dataset.verified,
             device=plan.prefetch_device,
-            **(
-                {"negatives": negatives, "negatives_per_batch": per_batch}
-                if split == "train"
-                else {}
-            ),
+            **(train_extra if split == "train" else {}),
         )
         for split in schema.SPLITS
     }
 
 
 def outlier_pool(config: TrainConfig, dataset: data.LocalDataset):
-    """model.outliers' images, made from the first 5,000 training digits (None: none)."""
+    """model.outliers' images, made from the first 5,000 training digits, and the labelled
+    folders' not-a-digit training images (None: no outlier exposure)."""
     if config.outlier_share <= 0:
         return None
     n_train = data.split_size(dataset.manifest, "train")
     digits = data.split_pixels(dataset.path, "train", 5000, manifest=dataset.manifest, verify=False)
-    return outliers.pool(digits, max(1, round(n_train * config.outlier_share)), config.seed)
+    made = outliers.pool(digits, max(1, round(n_train * config.outlier_share)), config.seed)
+    given = data.not_a_digit_pixels(dataset.path, "train", dataset.manifest, verify=False)
+    return np.concatenate([made, given])
 
 
 def make_callbacks(model_dir: str, n_train: int, epochs: int) -> list[keras.callbacks.Callback]:
