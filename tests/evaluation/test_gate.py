@@ -37,13 +37,54 @@ def test_bless_names_every_check_and_skips_non_inferiority_without_a_baseline():
     verdict = gate.bless(gate.GateConfig(), labels, predicted, 0.01, 0.9)
     assert [c["check"] for c in verdict["checks"]] == [
         "accuracy", "class_recall", "ece_after_scaling", "mean_corruption_accuracy",
-        "non_inferiority",
+        "non_inferiority", "source_floors", "source_non_inferiority",
     ]  # fmt: skip
     assert verdict["failed"] == ["class_recall"] and not verdict["blessed"]
     assert verdict["checks"][1]["value"] == {"worst_digit": 0, "recall": 0.9}
-    assert verdict["checks"][-1]["skipped"] == "no baseline model"
+    assert verdict["checks"][4]["skipped"] == "no baseline model"
+    assert verdict["checks"][5]["skipped"] == "no --source-floor"
+    assert verdict["checks"][6]["skipped"] == "no baseline model"
     ok = gate.bless(gate.GateConfig(min_class_recall=0.85), labels, predicted, 0.01, 0.9)
     assert ok["blessed"]
+
+
+def _two_sources():
+    """900 MNIST test digits and 100 of a labelled folder's; every prediction right."""
+    labels = np.repeat(np.arange(10), 100)
+    sources = np.array(["mnist"] * 900 + ["forms"] * 100)
+    return labels, sources
+
+
+def test_a_source_below_its_floor_or_missing_is_not_blessed():
+    labels, sources = _two_sources()
+    predicted = labels.copy()
+    predicted[900:915] = (labels[900:915] + 1) % 10  # forms: 85% right
+    floors = gate.GateConfig(min_class_recall=0.5, source_floors=(("mnist", 0.99), ("forms", 0.9)))
+    verdict = gate.bless(floors, labels, predicted, 0.01, 0.9, sources=sources)
+    assert verdict["failed"] == ["source_floors"]
+    assert verdict["checks"][5]["value"]["forms"] == {"images": 100, "accuracy": 0.85}
+    lower = gate.GateConfig(min_class_recall=0.5, source_floors=(("forms", 0.85),))
+    assert gate.bless(lower, labels, predicted, 0.01, 0.9, sources=sources)["blessed"]
+    missing = gate.GateConfig(min_class_recall=0.5, source_floors=(("scans", 0.5),))
+    verdict = gate.bless(missing, labels, predicted, 0.01, 0.9, sources=sources)
+    assert verdict["failed"] == ["source_floors"]
+    assert verdict["checks"][5]["value"]["missing"] == ["scans"]
+
+
+def test_a_candidate_that_unlearns_one_source_is_refused_though_better_overall():
+    labels, sources = _two_sources()
+    baseline = labels.copy()
+    baseline[:20] = (labels[:20] + 1) % 10  # the baseline: 20 MNIST digits wrong
+    candidate = labels.copy()
+    candidate[900:903] = (labels[900:903] + 1) % 10  # the candidate: 3 of the forms wrong
+    config = gate.GateConfig(min_class_recall=0.5, max_source_drop=0.02)
+    verdict = gate.bless(config, labels, candidate, 0.01, 0.9, baseline, sources)
+    assert verdict["failed"] == ["source_non_inferiority"]
+    assert verdict["checks"][6]["value"]["forms"] == {
+        "images": 100, "candidate_accuracy": 0.97, "baseline_accuracy": 1.0,
+    }  # fmt: skip
+    looser = gate.GateConfig(min_class_recall=0.5, max_source_drop=0.035)
+    assert gate.bless(looser, labels, candidate, 0.01, 0.9, baseline, sources)["blessed"]
 
 
 def one_image(directory):
