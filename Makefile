@@ -44,8 +44,10 @@ run: setup
 
 # Gated retraining, as deploy/airflow/digits_retraining_dag.py runs it: a candidate in
 # $(OUT)/retrain, promoted to $(PROMOTED) (what the nightly scorer reads) only if blessed.
+# LABELS: labelled image folders (digits review --labels), learnt from beside MNIST.
+LABELS ?=
 retrain: setup
-	$(VENV)/bin/digits preprocess --output $(OUT)/retrain/data
+	$(VENV)/bin/digits preprocess --output $(OUT)/retrain/data $(foreach dir,$(LABELS),--labelled $(dir))
 	$(VENV)/bin/digits train --data $(OUT)/retrain/data --output $(OUT)/retrain/model --recipe $(RECIPE) --epochs $(EPOCHS)
 	$(VENV)/bin/digits evaluate --data $(OUT)/retrain/data --model $(OUT)/retrain/model --output $(OUT)/retrain/report --baseline $(PROMOTED)
 	$(VENV)/bin/digits promote --candidate $(OUT)/retrain/model --to $(PROMOTED)

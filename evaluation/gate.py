@@ -153,13 +153,10 @@ def source_floors(config: GateConfig, right, sources) -> dict:
 
 def source_non_inferiority(config: GateConfig, right, labels, sources, baseline_predicted) -> dict:
     limit = f"every source's accuracy at most {config.max_source_drop} below the baseline's"
-    if baseline_predicted is None:
-        found = accuracy_by_source(right, sources)
-        return {
-            **check("source_non_inferiority", found, True, limit),
-            "skipped": "no baseline model",
-        }
     candidate = accuracy_by_source(right, sources)
+    if baseline_predicted is None or len(candidate) < 2:
+        why = "no baseline model" if baseline_predicted is None else "one source only"
+        return {**check("source_non_inferiority", candidate, True, limit), "skipped": why}
     baseline = accuracy_by_source(baseline_predicted == labels, sources)
     value = {
         source: {

@@ -59,6 +59,22 @@ def parse_args(argv) -> EvaluateRun:
         help="the model now promoted: bless only if this one is no worse (a folder without "
         "a model yet, as on a first run, skips the comparison and says so)",
     )
+    add_gate_options(parser)
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
+    args = parser.parse_args(argv)
+    gate = {name: getattr(args, name) for name, _ in GATE_OPTIONS}
+    return EvaluateRun(
+        args.data,
+        args.model,
+        args.output,
+        args.baseline,
+        Suites(args.suite_size, args.suite_per_kind, args.suite_seed),
+        GateConfig(**gate, source_floors=tuple(args.source_floor)),
+    )
+
+
+def add_gate_options(parser: argparse.ArgumentParser) -> None:
+    """The gate's floors and margins; defaults from GateConfig."""
     for name, help_text in GATE_OPTIONS:
         default = getattr(GateConfig, name)
         parser.add_argument(
@@ -73,17 +89,6 @@ def parse_args(argv) -> EvaluateRun:
         metavar="SOURCE=ACCURACY",
         help="lowest test accuracy of one source (mnist, or a labelled folder's name) to "
         "bless, e.g. forms=0.97; repeatable",
-    )
-    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
-    args = parser.parse_args(argv)
-    gate = {name: getattr(args, name) for name, _ in GATE_OPTIONS}
-    return EvaluateRun(
-        args.data,
-        args.model,
-        args.output,
-        args.baseline,
-        Suites(args.suite_size, args.suite_per_kind, args.suite_seed),
-        GateConfig(**gate, source_floors=tuple(args.source_floor)),
     )
 
 

@@ -45,18 +45,7 @@ def parse_args(argv) -> TrainRun:
     parser.add_argument("--epochs", type=int, help="default: the recipe's (seed 10, strong 14)")
     parser.add_argument("--batch-size", type=int, help="default: the recipe's (seed 64)")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed, help="random seed")
-    parser.add_argument(
-        "--outlier-share",
-        type=float,
-        help="not-a-digit images per training digit (outlier exposure; strong 0.1, seed 0)",
-    )
-    parser.add_argument(
-        "--labelled-weight",
-        type=float,
-        default=TrainConfig.labelled_weight,
-        help="loss weight of a labelled folder's digits (digits preprocess --labelled) "
-        f"against MNIST's 1 (default {TrainConfig.labelled_weight:g})",
-    )
+    add_data_options(parser)
     add_calibration_options(parser)
     parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
     parser.add_argument("--xla", action="store_true", help="XLA-compile the train step (GPU)")
@@ -77,6 +66,22 @@ def parse_args(argv) -> TrainRun:
     )
     return TrainRun(
         args.data, args.output, config, calibration_from(args), args.mixed_precision, args.xla
+    )
+
+
+def add_data_options(parser) -> None:
+    """What the training batches hold beside MNIST's digits."""
+    parser.add_argument(
+        "--outlier-share",
+        type=float,
+        help="not-a-digit images per training digit (outlier exposure; strong 0.1, seed 0)",
+    )
+    parser.add_argument(
+        "--labelled-weight",
+        type=float,
+        default=TrainConfig.labelled_weight,
+        help="loss weight of a labelled folder's digits (digits preprocess --labelled) "
+        f"against MNIST's 1 (default {TrainConfig.labelled_weight:g})",
     )
 
 

@@ -311,8 +311,9 @@ def report(summary: dict, target: str, config: ScoreConfig) -> None:
         f"what to look at: {target}/review-*.{config.format}"
     )
     waiting = summary["statuses"].get("review", 0) + summary["statuses"].get("not_a_digit", 0)
-    if waiting:
-        print(f"{waiting} inputs wait for review: digits review --scores {target} --labels LABELS")
+    # Always said, so a nightly log (Airflow's task log, cron's mail) shows the queue.
+    opens = f": digits review --scores {target} --labels LABELS" if waiting else ""
+    print(f"{waiting} inputs wait for review{opens}")
     if summary["error_rate"] > config.max_error_rate:
         print(
             f"digits score: {summary['error_rate']:.1%} of inputs failed, over --max-error-rate "

@@ -6,6 +6,10 @@ Variables it reads, or accept their defaults:
 
 - `digits_repo`: a checkout of this project where the tasks run;
 - `digits_raw`: the raw MNIST IDX files (a folder, local or gs://);
+- `digits_labels`: the team's labelled image folders, separated by spaces (local or
+  gs://; each as `digits review --labels` writes it, or any folder of 0/ ... 9/ and
+  not_a_digit/): every run preprocesses them with MNIST (`--labelled`), so the answers
+  people gave in the review page since the last run are learnt from (default: none);
 - `digits_retrain`: where each run's dataset, candidate model and report go
   (default BUCKET/digits/retrain; one folder per run date);
 - `digits_model`: the promoted model, the very path the nightly scorer reads
@@ -44,6 +48,11 @@ def var(name: str, default: str) -> str:
 
 PYTHON = os.environ.get("DIGITS_PYTHON", "python3")
 RUN = var("digits_retrain", "gs://my-bucket/digits/retrain") + "/{{ ds }}"
+# `--labelled DIR` for each folder of the digits_labels Variable (none when it is unset).
+LABELLED = (
+    "{% for folder in var.value.get('digits_labels', '').split() %}"
+    "--labelled {{ folder }} {% endfor %}"
+)
 PROMOTED = var("digits_model", "gs://my-bucket/digits/model")
 EXIT_NOT_BLESSED = 5  # jobs/promote.py
 
@@ -70,7 +79,7 @@ with DAG(
         "preprocess",
         f"jobs.preprocess --source {var('digits_raw', 'gs://my-bucket/digits/raw')} "
         f"--output {RUN}/data --runner {var('digits_runner', 'DataflowRunner')} "
-        f"{var('digits_preprocess_args', '')}",
+        f"{LABELLED}{var('digits_preprocess_args', '')}",
     )
     train = step(
         "train",

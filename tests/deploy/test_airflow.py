@@ -126,14 +126,18 @@ def test_airflow_runs_the_nightly_dag_and_a_rerun_of_the_date_is_a_no_op(
 
 
 def test_gated_retraining_promotes_a_blessed_model_and_skips_one_that_is_not(tmp_path):
-    """Airflow's dag.test() runs preprocess -> train -> evaluate -> promote on tiny data."""
-    from tests.fakes import write_tiny_mnist
+    """Airflow's dag.test() runs preprocess -> train -> evaluate -> promote on tiny data and
+    the team's labelled folders."""
+    from tests.fakes import write_labelled_folder, write_tiny_mnist
 
     raw = write_tiny_mnist(tmp_path / "raw", train=600, test=200)
+    write_labelled_folder(tmp_path / "answers", count=30, negatives=4)
+    write_labelled_folder(tmp_path / "scans", count=20, seed=9, negatives=0)
     promoted = tmp_path / "promoted"
     variables = {
         "digits_repo": str(REPO),
         "digits_raw": str(raw),
+        "digits_labels": f"{tmp_path / 'answers'} {tmp_path / 'scans'}",
         "digits_retrain": str(tmp_path / "retrain"),
         "digits_model": str(promoted),
         "digits_runner": "DirectRunner",
@@ -149,6 +153,11 @@ def test_gated_retraining_promotes_a_blessed_model_and_skips_one_that_is_not(tmp
     assert blessing == json.loads((candidate / schema.BLESSING_FILE).read_text())
     assert blessing["baseline"] is None  # the first run: nothing promoted to compare with
     assert serving.check_blessing(str(promoted))["blessed"]  # the scorer takes it
+    manifest = json.loads((candidate.parent / "data" / schema.MANIFEST_FILE).read_text())
+    assert {name: a["files"] for name, a in manifest["labelled"].items()} == {
+        "answers": 34,  # the images; answers.jsonl, the review page's log, is not data
+        "scans": 20,
+    }
 
     variables["digits_gate_args"] += " --min-accuracy 1.01"  # a candidate that cannot pass
     second = _run_dag(_airflow_env(tmp_path, variables), "2026-11-29", "digits_retraining_dag.py")
@@ -178,8 +187,11 @@ def test_cron_wrapper_scores_a_date_and_is_idempotent(tmp_path, tiny_model, tiny
     first = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     part = tmp_path / "scores" / "dt=2026-11-24"
-    assert json.loads((part / "summary.json").read_text())["scored"] == 30
+    summary = json.loads((part / "summary.json").read_text())
+    assert summary["scored"] == 30
     assert (part / schema.SUCCESS_FILE).exists()
+    waiting = summary["statuses"].get("review", 0) + summary["statuses"].get("not_a_digit", 0)
+    assert f"{waiting} inputs wait for review" in first.stdout  # in the cron job's mail
     again = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "already scored" in again.stdout
 
