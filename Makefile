@@ -18,10 +18,12 @@ PROMOTED ?= $(OUT)/promoted
 
 setup: $(VENV)/.installed
 
+# --no-compile: Python compiles a module the first time it is imported instead of pip
+# compiling all of TensorFlow's and Airflow's up front (35 s less for .venv, 2 cores).
 $(VENV)/.installed: setup.py requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
+	$(PY) -m pip install --quiet --no-compile -c requirements.lock -e '.[test]'
 	$(PY) -m pip check
 	touch $@
 
@@ -31,7 +33,7 @@ airflow-env: $(AIRFLOW_VENV)/.installed
 $(AIRFLOW_VENV)/.installed: deploy/airflow/requirements.txt deploy/airflow/requirements.lock
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip
-	$(AIRFLOW_VENV)/bin/pip install --quiet -c deploy/airflow/requirements.lock -r deploy/airflow/requirements.txt
+	$(AIRFLOW_VENV)/bin/pip install --quiet --no-compile -c deploy/airflow/requirements.lock -r deploy/airflow/requirements.txt
 	$(AIRFLOW_VENV)/bin/pip check
 	touch $@
 
