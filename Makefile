@@ -14,7 +14,7 @@ AIRFLOW_VENV ?= .venv-airflow
 
 PROMOTED ?= $(OUT)/promoted
 
-.PHONY: setup airflow-env run test lint bench bench-run bench-scale bench-trust retrain clean
+.PHONY: setup airflow-env run test lint bench bench-run bench-scale bench-trust bench-loop retrain clean
 
 setup: $(VENV)/.installed
 
@@ -77,6 +77,14 @@ bench: setup
 bench-trust: setup
 	test -f $(OUT)/data/manifest.json || $(VENV)/bin/digits preprocess --output $(OUT)/data
 	$(PY) -m bench.trust_bench --data $(OUT)/data
+
+# The review loop: score an in-house night, answer its review queue through the review
+# page's HTTP interface, retrain with the answers, score held-out digits (seed and strong;
+# several hours on 2 cores, most of it six trainings). RECIPES=seed for one recipe.
+RECIPES ?= seed,strong
+bench-loop: setup
+	test -f $(OUT)/data/manifest.json || $(VENV)/bin/digits preprocess --output $(OUT)/data
+	$(PY) -m bench.loop_bench --data $(OUT)/data --source $(MNIST_DIR) --recipes $(RECIPES)
 
 # `make run`, this checkout against BASELINE (a commit) in the same run (about 15 minutes).
 BASELINE ?= 39621ca
