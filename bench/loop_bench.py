@@ -30,6 +30,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import threading
 import urllib.request
@@ -89,10 +90,16 @@ def job(*args: str) -> float:
 
 
 def score(model: str, inputs: str, output: str) -> list[dict]:
-    """`digits score` of a folder of PNGs (a model not yet blessed is allowed); its rows."""
+    """`digits score` of a folder of PNGs (a model not yet blessed is allowed); its rows.
+    A night in a style MNIST never showed sets off the drift alarm (exit status 4, after
+    every output is written): that is expected here, and kept in the partition."""
     if not os.path.exists(os.path.join(output, "_SUCCESS")):
-        job("jobs.score", "--model", model, "--input", os.path.join(inputs, "*.png"),
-            "--output", output, "--allow-unblessed")  # fmt: skip
+        pattern = os.path.join(inputs, "*.png")
+        command = [sys.executable, "-m", "jobs.score", "--model", model, "--input", pattern,
+                   "--output", output, "--allow-unblessed"]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode not in (0, 4):
+            raise RuntimeError(f"digits score exited {done.returncode}: {done.stderr[-2000:]}")
     rows = []
     for name in sorted(os.listdir(output)):
         if name.startswith("predictions-") and name.endswith(".jsonl"):
