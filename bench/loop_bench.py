@@ -114,7 +114,8 @@ def answer_queue(partition: str, labels: str, truth: dict, limit: int) -> int:
     from review import queue, server
     from review.answers import Answers
 
-    httpd = server.serve(server.Review(queue.load(partition), Answers(labels)), "127.0.0.1", 0)
+    night = queue.load(partition)
+    httpd = server.serve(server.Review(night, Answers(labels)), "127.0.0.1", 0)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
     answered = 0
@@ -124,7 +125,7 @@ def answer_queue(partition: str, labels: str, truth: dict, limit: int) -> int:
                 item = json.load(reply)["item"]
             if item is None:
                 break
-            key = queue_key(partition, item["index"])
+            key = os.path.abspath(night.items[item["index"]].key)
             body = json.dumps({"index": item["index"], "answer": str(truth[key]),
                                "reviewer": "bench"}).encode()  # fmt: skip
             headers = {"Content-Type": "application/json"}
@@ -134,12 +135,6 @@ def answer_queue(partition: str, labels: str, truth: dict, limit: int) -> int:
     finally:
         httpd.shutdown()
     return answered
-
-
-def queue_key(partition: str, index: int) -> str:
-    from review import queue
-
-    return os.path.abspath(queue.load(partition).items[index].key)
 
 
 def random_partition(partition: str, rows: list[dict], count: int, output: str) -> str:

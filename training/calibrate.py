@@ -40,11 +40,12 @@ def fit(
     """Train's last step (see the module doc); returns what metrics.json records of it.
     `steps`: where the job shows its progress (one line per part)."""
     steps = steps or Steps("calibration")
-    train_pixels = None
+    train_pixels = given = None
     if config.shape_check.epochs > 0:
         steps.start("the shape check: reading the training digits, making not-a-digit images")
         train_pixels = data.split_pixels(dataset_path, "train", verify=False)
-    given = data.not_a_digit_pixels(dataset_path, "train", data.read_manifest(dataset_path), False)
+        manifest = data.read_manifest(dataset_path)
+        given = data.not_a_digit_pixels(dataset_path, "train", manifest, verify=False)
     weights = train_shape_check(train_pixels, config.shape_check, steps, given)
     steps.start("temperature, review threshold and input limits on the validation split")
     validation = data.predict_split(model, dataset_path, "validation", shape_weights=weights)
