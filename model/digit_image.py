@@ -74,10 +74,20 @@ def _border_mean(x: tf.Tensor) -> tf.Tensor:
 
 
 def _median(values: tf.Tensor) -> tf.Tensor:
-    """The median of a 1-D tensor, from at most about 65,536 evenly strided values."""
+    """The median of a 1-D tensor, from at most about 65,536 evenly strided values: the
+    largest of the smaller half (a partial selection, twice as fast as a full sort)."""
     step = tf.maximum(1, tf.size(values) // 65_536)
-    sample = tf.sort(values[::step])
-    return sample[tf.size(sample) // 2]
+    sample = values[::step]
+    smaller_half = -tf.math.top_k(-sample, tf.size(sample) // 2 + 1, sorted=False).values
+    return tf.reduce_max(smaller_half)
+
+
+def _max_filter(x: tf.Tensor, size: int) -> tf.Tensor:
+    """The maximum over each `size` x `size` window of [1, H, W, 1] (SAME), as a pass along
+    the rows and one along the columns: the same values as one 2-D max pool, with 2 x size
+    comparisons a pixel instead of size squared (worth it for wide windows only)."""
+    along_rows = tf.nn.max_pool2d(x, [1, size], 1, "SAME")
+    return tf.nn.max_pool2d(along_rows, [size, 1], 1, "SAME")
 
 
 def _background(x: tf.Tensor) -> tf.Tensor:
@@ -86,8 +96,8 @@ def _background(x: tf.Tensor) -> tf.Tensor:
     any stroke there, so shading and fog stay and strokes go; smoothed, scaled back."""
     side = BACKGROUND_SIZE
     small = tf.image.resize(x[None, ..., None], [side, side], method="area", antialias=True)
-    eroded = -tf.nn.max_pool2d(-small, BACKGROUND_WINDOW, 1, "SAME")
-    opened = tf.nn.max_pool2d(eroded, BACKGROUND_WINDOW, 1, "SAME")
+    eroded = -_max_filter(-small, BACKGROUND_WINDOW)
+    opened = _max_filter(eroded, BACKGROUND_WINDOW)
     smooth = tf.nn.avg_pool2d(opened, 5, 1, "SAME")
     return tf.image.resize(smooth, tf.shape(x)[:2], method="bilinear")[0, ..., 0]
 
@@ -131,17 +141,16 @@ def _even_strokes(x: tf.Tensor) -> tf.Tensor:
     """Dilates or erodes [H, W] in [0, 1] until its stroke width is in STROKE_RANGE."""
     low, high = STROKE_RANGE
 
-    def step(x, i):
-        width = _stroke_width(x)
-        pooled = tf.nn.max_pool2d(x[None, ..., None], 3, 1, "SAME")[0, ..., 0]
-        eroded = -tf.nn.max_pool2d(-x[None, ..., None], 3, 1, "SAME")[0, ..., 0]
-        return tf.where(width < low, pooled, tf.where(width > high, eroded, x)), i + 1
-
-    def outside(x, i):
-        width = _stroke_width(x)
+    def outside(x, width):
         return (width > 0) & ((width < low) | (width > high))
 
-    x, _ = tf.while_loop(outside, step, (x, 0), maximum_iterations=MAX_STROKE_STEPS)
+    def step(x, width):
+        pooled = tf.nn.max_pool2d(x[None, ..., None], 3, 1, "SAME")[0, ..., 0]
+        eroded = -tf.nn.max_pool2d(-x[None, ..., None], 3, 1, "SAME")[0, ..., 0]
+        x = tf.where(width < low, pooled, tf.where(width > high, eroded, x))
+        return x, _stroke_width(x)
+
+    x, _ = tf.while_loop(outside, step, (x, _stroke_width(x)), maximum_iterations=MAX_STROKE_STEPS)
     return tf.ensure_shape(x, [None, None])
 
 

@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+from model.images import normalise_all
+
 KINDS = ("stroke_soup", "overlay", "hand_letter", "curve")
 _CANVAS = 112
 
@@ -189,13 +191,6 @@ def pool(digits: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     like scored images; `digits` (uint8 [n, 28, 28]) are training digits."""
     rng = np.random.default_rng([seed, 7])
     digits = np.asarray(digits, np.uint8)
-    made = [_MAKERS[KINDS[i % len(KINDS)]](rng, digits) for i in range(count)]
-    return _normalised(made)
-
-
-def _normalised(images: list[np.ndarray]) -> np.ndarray:
-    """Each image (uint8 [h, w], sizes vary) through the scorer's normalisation, in order
-    (model.images.normalise_all: normalise_digit on every core)."""
-    from model.images import normalise_all
-
-    return normalise_all([image[..., None] for image in images])
+    made = (_MAKERS[KINDS[i % len(KINDS)]](rng, digits)[..., None] for i in range(count))
+    # Through the scorer's normalisation, each while the next ones are drawn.
+    return normalise_all(made)

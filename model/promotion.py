@@ -13,7 +13,7 @@ refused.
 from __future__ import annotations
 
 from common import files, ownership, schema
-from model import serving
+from model import folder
 
 
 class NotBlessed(Exception):
@@ -23,8 +23,8 @@ class NotBlessed(Exception):
 def promote(candidate: str, to: str) -> dict:
     """Returns the candidate's blessing."""
     try:
-        blessing = serving.check_blessing(candidate)
-    except serving.ModelRefused as refused:
+        blessing = folder.check_blessing(candidate)
+    except folder.ModelRefused as refused:
         raise NotBlessed(str(refused)) from None
     fix = "Promote to a new or empty --to folder, or to one digits promote wrote."
     ownership.claim(to, ownership.MODEL, "digits promote", "--to", fix)

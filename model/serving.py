@@ -13,52 +13,22 @@ model folder is loaded only when it is finished (`metrics.json`, written last by
 
 from __future__ import annotations
 
-import os
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from common import files, schema
 from model import screening
-
-REFUSED_SUFFIXES = (".h5", ".hdf5", ".pkl", ".pickle", ".joblib", ".dill", ".pt")
-
-
-class ModelRefused(ValueError):
-    pass
-
-
-def keras_path(model: str) -> str:
-    """A finished MODEL_DIR (from digits train) or a .keras file -> the .keras file to load."""
-    if model.endswith(REFUSED_SUFFIXES):
-        raise ModelRefused(
-            f"--model {model}: refusing to load {os.path.splitext(model)[1]} files, whose "
-            "loading can run arbitrary code; export the model in the native .keras format"
-        )
-    if model.endswith(".keras"):
-        if not files.exists(model):
-            raise ModelRefused(f"--model {model}: not found; run `digits train` first")
-        return model
-    if files.is_local(model) and os.path.exists(model) and not os.path.isdir(model):
-        raise ModelRefused(f"--model {model}: expected a model folder or a .keras file")
-    path = files.join(model, schema.KERAS_FILE)
-    if not (files.exists(path) and files.exists(files.join(model, schema.METRICS_FILE))):
-        raise ModelRefused(
-            f"--model {model}: not a finished model folder (needs {schema.KERAS_FILE} and "
-            f"{schema.METRICS_FILE}); run `digits train --output {model}` to finish it"
-        )
-    return path
-
-
-def model_id(path: str) -> str:
-    """The model's identifier in every prediction: SHA-256 (16 hex) of its .keras file."""
-    return identifier(files.sha256_file(path))
-
-
-def identifier(digest: str) -> str:
-    """model_id's form of a .keras file's hex SHA-256."""
-    return "sha256:" + digest[:16]
+from model.folder import (  # noqa: F401 (re-exported: the names every job uses)
+    REFUSED_SUFFIXES,
+    ModelRefused,
+    check_blessing,
+    identifier,
+    keras_path,
+    model_folder,
+    model_id,
+    training_metrics,
+)
 
 
 def load_model(model: str) -> keras.Model:
@@ -87,26 +57,6 @@ def check_digit_classifier(loaded: keras.Model, model: str) -> None:
         )
 
 
-def training_metrics(model_dir: str) -> dict:
-    """metrics.json of a finished model folder (what `digits evaluate` reports on)."""
-    path = files.join(model_dir, schema.METRICS_FILE)
-    if not files.exists(path):
-        raise ModelRefused(
-            f"--model {model_dir}: not a finished model folder (needs {schema.METRICS_FILE}); "
-            f"run `digits train --output {model_dir}` to finish it"
-        )
-    return files.read_json(path)
-
-
-def model_folder(model: str) -> str:
-    """The folder holding a model's files: `model` itself, or the folder of a .keras file
-    (where digits train writes calibration.json and reference.json, and digits evaluate
-    blessing.json)."""
-    if not model.endswith(".keras"):
-        return model
-    return model.rsplit("/", 1)[0] if "/" in model else "."
-
-
 def calibration_path(model: str) -> str:
     """calibration.json beside the model's .keras file (in the model folder)."""
     return files.join(model_folder(model), schema.CALIBRATION_FILE)
@@ -129,36 +79,6 @@ def load_screen(model: str, model_id_: str | None = None) -> screening.Screen:
             f"model file is now {expected}; train this model again with `digits train`"
         )
     return screening.Screen.from_dict(payload)
-
-
-def check_blessing(model: str, allow_unblessed: bool = False) -> dict:
-    """The model's blessing (digits evaluate writes it; evaluation.gate), checked to be for the
-    model file as it is now. Refuses (ModelRefused) a missing blessing, one for another
-    digest, or a "not blessed" verdict, unless `allow_unblessed`: then the returned record
-    says so."""
-    path = keras_path(model)
-    blessing_path = files.join(model_folder(path), schema.BLESSING_FILE)
-    digest = files.sha256_file(path)
-    record = {"model_sha256": digest, "allowed_unblessed": allow_unblessed}
-    if not files.exists(blessing_path):
-        problem = f"no {schema.BLESSING_FILE}: run `digits evaluate --model {model} ...` first"
-    else:
-        blessing = files.read_json(blessing_path)
-        record.update(blessed=blessing["blessed"], failed=blessing["failed"])
-        record["baseline"] = blessing.get("baseline")
-        if blessing["model_sha256"] != digest:
-            problem = (
-                f"{path} changed since it was blessed (blessed sha256 "
-                f"{blessing['model_sha256'][:16]}, now {digest[:16]}); evaluate it again"
-            )
-        elif not blessing["blessed"]:
-            problem = f"not blessed: failed {', '.join(blessing['failed'])} (see {blessing_path})"
-        else:
-            return record
-    if not allow_unblessed:
-        raise ModelRefused(f"--model {model}: {problem}; --allow-unblessed scores anyway")
-    record.update(blessed=False, problem=problem)
-    return record
 
 
 class Predictor:

@@ -74,19 +74,22 @@ def test_outlier_pool_has_every_kind_drawn_and_is_seeded(tiny_dataset):
     assert not np.array_equal(pool, outliers.pool(digits, len(pool), seed=4))
 
 
-def test_outlier_images_are_normalised_in_order_as_scored_images_are():
-    from model import outliers
+def test_images_made_by_a_generator_are_normalised_in_order_as_scored_images_are():
+    """model.outliers feeds normalise_all a generator (drawing while the threads work)."""
     from model.digit_image import normalise_digit
+    from model.images import normalise_all, to_mnist_pixels
 
     rng = np.random.default_rng(0)
     images = []
-    for size in rng.choice([44, 60, 112], 300):
+    for size in rng.choice([28, 44, 60, 112], 300):  # 28: MNIST-shaped, passed through
         image = np.zeros((size, size), np.uint8)
-        top, left = rng.integers(0, size // 2, 2)
+        top, left = rng.integers(1, size // 2, 2)
         image[top : top + size // 3, left : left + rng.integers(2, size // 2)] = 255
-        images.append(image)
-    expected = np.stack([normalise_digit(image[..., None]).numpy() for image in images])
-    np.testing.assert_array_equal(outliers._normalised(images), expected)
+        images.append(image[..., None])
+    expected = np.stack([normalise_digit(image).numpy() for image in images])
+    assert any(size == 28 for size in (image.shape[0] for image in images))
+    np.testing.assert_array_equal(normalise_all(image for image in images), expected)
+    np.testing.assert_array_equal(expected[:5], [to_mnist_pixels(i) for i in images[:5]])
 
 
 def _train_digits(dataset_dir) -> np.ndarray:
