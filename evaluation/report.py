@@ -96,15 +96,28 @@ def plot_confusion(confusion: np.ndarray, path: str, title: str) -> None:
 
 
 def plot_digits(images, captions, path: str, title: str, columns: int = 10) -> None:
+    """A grid of images (any size, [0, 1]), each fitted into its cell keeping its aspect,
+    its caption above it. One axes for the whole grid: a subplot per image made each
+    picture take a second or two."""
     rows = max(1, int(np.ceil(len(images) / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 1.05 + 0.4), dpi=100)
-    for ax in np.ravel(axes):
-        ax.axis("off")
-    for ax, image, caption in zip(np.ravel(axes), images, captions, strict=False):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(caption, fontsize=8)
+    cell = 1.25  # a cell's height: the image (0.9 of the width) and its caption
+    fig = plt.figure(figsize=(columns * 0.9, rows * 1.05 + 0.4), dpi=100)
+    ax = fig.add_axes((0.01, 0.01, 0.98, 1 - 0.02 - 0.4 / (rows * 1.05 + 0.4)))
+    for i, (image, caption) in enumerate(zip(images, captions, strict=False)):
+        row, column = divmod(i, columns)
+        height, width = np.shape(image)[:2]
+        scale = 0.9 / max(height, width)
+        middle, top = column + 0.5, row * cell + 0.3
+        left, right = middle - width * scale / 2, middle + width * scale / 2
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest",
+                  extent=(left, right, top + height * scale, top))  # fmt: skip
+        if caption:
+            ax.text(middle, top - 0.04, caption, ha="center", va="bottom", fontsize=8)
+    ax.set_xlim(0, columns)
+    ax.set_ylim(rows * cell, 0)
+    ax.set_aspect("equal")
+    ax.axis("off")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 

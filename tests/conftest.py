@@ -257,3 +257,18 @@ def mnist_model(tmp_path_factory, mnist_dataset) -> Path:
         return evaluated(out, mnist_dataset, suite_size=200, per_kind=20)
 
     return made_once(tmp_path_factory, "mnist_model", make)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _real_mnist_model_first(request):
+    """With several workers, the first makes the real-MNIST model before its first test,
+    while the others start on tests that need none; otherwise a second worker reaching a
+    test that needs it sits idle for a minute while the first one trains it. A failure here
+    is left to the tests that need the model, which report it themselves."""
+    if os.environ.get("PYTEST_XDIST_WORKER") != "gw0":
+        return
+    if any("mnist_model" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        try:
+            request.getfixturevalue("mnist_model")
+        except (Exception, pytest.fail.Exception):
+            pass
