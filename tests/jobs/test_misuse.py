@@ -424,7 +424,7 @@ def test_local_storage_problems_read_as_one_line_with_the_fix():
 def test_an_unreachable_bucket_fails_within_the_wait_in_one_line(tiny_model, tmp_path):
     _pngs(tmp_path / "in")
     env = {**os.environ, files.EMULATOR_VARIABLE: f"http://127.0.0.1:{free_port()}"}
-    env["DIGITS_STORAGE_TIMEOUT"] = "5"
+    env["DIGITS_STORAGE_TIMEOUT"] = "2"
     run = subprocess.run(
         [sys.executable, "-m", "jobs.score", "--model", str(tiny_model), "--input",
          str(tmp_path / "in" / "*.png"), "--output", "gs://nowhere/scores", "--date", DATE],
