@@ -39,6 +39,7 @@ def bless(
         results["robustness"]["corruptions"]["mean_accuracy"],
         None if baseline is None else baseline.predicted,
         test.sources,
+        (accepted_share(model), None if baseline is None else accepted_share(baseline_model)),
     )
     digest = files.sha256_file(serving.keras_path(model))
     verdict = {
@@ -55,6 +56,15 @@ def bless(
     }
     files.write_json(files.join(model, schema.BLESSING_FILE), verdict)
     return verdict
+
+
+def accepted_share(model: str) -> float | None:
+    """The share of validation digits a model accepts, as its calibration.json records it
+    (None when the file, or the figure, is missing)."""
+    path = serving.calibration_path(model)
+    if not files.exists(path):
+        return None
+    return (files.read_json(path).get("validation_at_threshold") or {}).get("accepted_share")
 
 
 def card_section(blessing: dict) -> str:
@@ -78,6 +88,10 @@ def _figure(check: dict) -> str:
     value = check["value"]
     if check.get("skipped"):
         return f"skipped: {check['skipped']}"
+    if check["check"] == "accepted_share":
+        shares = [value["candidate_accepted_share"], value["baseline_accepted_share"]]
+        text = [f"{share:.2%}" if share is not None else "unknown" for share in shares]
+        return text[0] + (f" vs {text[1]} (baseline)" if shares[1] is not None else "")
     if check["check"] == "source_floors" and not value:
         return "no test images"
     if isinstance(value, dict) and "worst_digit" in value:

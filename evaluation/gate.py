@@ -21,7 +21,11 @@ Checks (floors and ceilings are the evaluate job's options, GateConfig):
 - per source (`mnist`, and each labelled folder, digits preprocess --labelled): the test
   accuracy of every source named in `source_floors` at least its floor, and, with a
   baseline, no source's accuracy more than `max_source_drop` below the baseline's on the
-  same images (a retrain that learns one team's digits must not unlearn another's).
+  same images (a retrain that learns one team's digits must not unlearn another's);
+- coverage: the share of validation digits the model accepts (calibration.json, fitted by
+  `digits train`) at least `min_accepted_share`, and with a baseline at most
+  `max_accepted_drop` below the baseline's own, so that no retrain whose threshold cannot
+  vouch for the target hands the whole night to people.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ class GateConfig:
     source_floors: tuple[tuple[str, float], ...] = ()
     # A labelled folder's test split is small (10% of its images): one point of slack.
     max_source_drop: float = 0.01
+    # seed accepts about 85% of validation digits at the 0.1% target, strong about 73%; a
+    # model whose threshold meets the target nowhere accepts none (calibration.json).
+    min_accepted_share: float = 0.5
+    max_accepted_drop: float = 0.05
 
 
 def check(name: str, value, passed: bool, limit: str) -> dict:
@@ -71,9 +79,11 @@ def bless(
     mean_corruption_accuracy: float,
     baseline_predicted: np.ndarray | None = None,
     sources: np.ndarray | None = None,
+    accepted: tuple[float | None, float | None] = (None, None),
 ) -> dict:
     """Every check with its figure, and `blessed` (all passed). `sources`: each test
-    image's source (default: all mnist)."""
+    image's source (default: all mnist); `accepted`: the validation digits' accepted share
+    of the candidate and of the baseline (None: unknown; an unknown candidate fails)."""
     sources = np.full(len(labels), "mnist") if sources is None else np.asarray(sources)
     right = predicted == labels
     accuracy = float(right.mean())
@@ -97,6 +107,7 @@ def bless(
         non_inferiority(config, right, labels, baseline_predicted),
         source_floors(config, right, sources),
         source_non_inferiority(config, right, labels, sources, baseline_predicted),
+        coverage(config, *accepted),
     ]
     return {
         "blessed": all(c["passed"] for c in checks),
@@ -171,3 +182,15 @@ def source_non_inferiority(config: GateConfig, right, labels, sources, baseline_
         for v in value.values()
     )
     return check("source_non_inferiority", value, passed, limit)
+
+
+def coverage(config: GateConfig, candidate: float | None, baseline: float | None) -> dict:
+    limit = (
+        f">= {config.min_accepted_share} of the validation digits accepted, and at most "
+        f"{config.max_accepted_drop} below the baseline's share"
+    )
+    value = {"candidate_accepted_share": candidate, "baseline_accepted_share": baseline}
+    passed = candidate is not None and candidate >= config.min_accepted_share
+    if baseline is not None and candidate is not None:
+        passed = passed and baseline - candidate <= config.max_accepted_drop
+    return check("accepted_share", value, passed, limit)

@@ -31,6 +31,8 @@ GATE_OPTIONS = (
     ("min_corruption_accuracy", "lowest mean accuracy under the corruptions to bless"),
     ("max_accuracy_drop", "largest accuracy drop against --baseline to bless"),
     ("max_source_drop", "largest drop of any source's accuracy against --baseline to bless"),
+    ("min_accepted_share", "lowest share of validation digits accepted to bless"),
+    ("max_accepted_drop", "largest drop of that share against --baseline to bless"),
 )
 
 

@@ -223,7 +223,8 @@ TEST_SHAPE = ("--shape-check-epochs", "1", "--shape-check-outliers", "1500")
 TEST_CALIBRATION = (*TEST_TARGET, *TEST_SHAPE)  # digits train's calibration, in tests
 # Floors a briefly trained model passes: the gate's defaults are for the full recipes.
 TEST_GATE = ("--min-accuracy", "0", "--min-class-recall", "0", "--max-ece", "1",
-             "--min-corruption-accuracy", "0")  # fmt: skip
+             "--min-corruption-accuracy", "0", "--min-accepted-share", "0",
+             "--max-accepted-drop", "1")  # fmt: skip
 
 
 def evaluated(

@@ -17,6 +17,8 @@ from tests.conftest import TEST_GATE, evaluated
 from tests.helpers import DATE, run_scorer
 from training import calibrate
 
+ACCEPTED = (0.85, None)  # validation digits accepted: candidate, baseline (none)
+
 
 def test_mcnemar_is_exact_and_one_sided():
     right = np.array([True] * 90 + [False] * 10)
@@ -34,17 +36,19 @@ def test_bless_names_every_check_and_skips_non_inferiority_without_a_baseline():
     labels = np.repeat(np.arange(10), 100)
     predicted = labels.copy()
     predicted[:10] = 1  # digit 0: recall 0.90
-    verdict = gate.bless(gate.GateConfig(), labels, predicted, 0.01, 0.9)
+    verdict = gate.bless(gate.GateConfig(), labels, predicted, 0.01, 0.9, accepted=ACCEPTED)
     assert [c["check"] for c in verdict["checks"]] == [
         "accuracy", "class_recall", "ece_after_scaling", "mean_corruption_accuracy",
-        "non_inferiority", "source_floors", "source_non_inferiority",
+        "non_inferiority", "source_floors", "source_non_inferiority", "accepted_share",
     ]  # fmt: skip
     assert verdict["failed"] == ["class_recall"] and not verdict["blessed"]
     assert verdict["checks"][1]["value"] == {"worst_digit": 0, "recall": 0.9}
     assert verdict["checks"][4]["skipped"] == "no baseline model"
     assert verdict["checks"][5]["skipped"] == "no --source-floor"
     assert verdict["checks"][6]["skipped"] == "no baseline model"
-    ok = gate.bless(gate.GateConfig(min_class_recall=0.85), labels, predicted, 0.01, 0.9)
+    ok = gate.bless(
+        gate.GateConfig(min_class_recall=0.85), labels, predicted, 0.01, 0.9, accepted=ACCEPTED
+    )
     assert ok["blessed"]
 
 
@@ -60,13 +64,15 @@ def test_a_source_below_its_floor_or_missing_is_not_blessed():
     predicted = labels.copy()
     predicted[900:915] = (labels[900:915] + 1) % 10  # forms: 85% right
     floors = gate.GateConfig(min_class_recall=0.5, source_floors=(("mnist", 0.99), ("forms", 0.9)))
-    verdict = gate.bless(floors, labels, predicted, 0.01, 0.9, sources=sources)
+    verdict = gate.bless(floors, labels, predicted, 0.01, 0.9, sources=sources, accepted=ACCEPTED)
     assert verdict["failed"] == ["source_floors"]
     assert verdict["checks"][5]["value"]["forms"] == {"images": 100, "accuracy": 0.85}
     lower = gate.GateConfig(min_class_recall=0.5, source_floors=(("forms", 0.85),))
-    assert gate.bless(lower, labels, predicted, 0.01, 0.9, sources=sources)["blessed"]
+    assert gate.bless(lower, labels, predicted, 0.01, 0.9, sources=sources, accepted=ACCEPTED)[
+        "blessed"
+    ]
     missing = gate.GateConfig(min_class_recall=0.5, source_floors=(("scans", 0.5),))
-    verdict = gate.bless(missing, labels, predicted, 0.01, 0.9, sources=sources)
+    verdict = gate.bless(missing, labels, predicted, 0.01, 0.9, sources=sources, accepted=ACCEPTED)
     assert verdict["failed"] == ["source_floors"]
     assert verdict["checks"][5]["value"]["missing"] == ["scans"]
 
@@ -78,13 +84,15 @@ def test_a_candidate_that_unlearns_one_source_is_refused_though_better_overall()
     candidate = labels.copy()
     candidate[900:903] = (labels[900:903] + 1) % 10  # the candidate: 3 of the forms wrong
     config = gate.GateConfig(min_class_recall=0.5, max_source_drop=0.02)
-    verdict = gate.bless(config, labels, candidate, 0.01, 0.9, baseline, sources)
+    verdict = gate.bless(config, labels, candidate, 0.01, 0.9, baseline, sources, accepted=ACCEPTED)
     assert verdict["failed"] == ["source_non_inferiority"]
     assert verdict["checks"][6]["value"]["forms"] == {
         "images": 100, "candidate_accuracy": 0.97, "baseline_accuracy": 1.0,
     }  # fmt: skip
     looser = gate.GateConfig(min_class_recall=0.5, max_source_drop=0.035)
-    assert gate.bless(looser, labels, candidate, 0.01, 0.9, baseline, sources)["blessed"]
+    assert gate.bless(looser, labels, candidate, 0.01, 0.9, baseline, sources, accepted=ACCEPTED)[
+        "blessed"
+    ]
 
 
 def one_image(directory):
@@ -143,3 +151,19 @@ def test_the_blessed_model_is_scored_and_the_summary_records_the_blessing(tiny_m
         str(tiny_model / schema.KERAS_FILE)
     )
     assert serving.check_blessing(str(tiny_model))["blessed"]
+
+
+def test_the_gate_refuses_a_model_that_accepts_too_little_or_much_less_than_the_baseline():
+    from evaluation.gate import GateConfig, bless
+
+    labels = np.arange(100) % 10
+    verdict = lambda accepted: bless(GateConfig(), labels, labels, 0.0, 1.0, accepted=accepted)  # noqa: E731
+    assert verdict((0.85, None))["blessed"]
+    nothing = verdict((0.0, None))  # a threshold that meets the target nowhere
+    assert not nothing["blessed"] and nothing["failed"] == ["accepted_share"]
+    assert not verdict((None, None))["blessed"]  # no calibration: nothing is known accepted
+    assert not verdict((0.70, 0.85))["blessed"]  # 15 points below the promoted model
+    assert verdict((0.82, 0.85))["blessed"]  # within --max-accepted-drop
+    assert not bless(
+        GateConfig(min_accepted_share=0.9), labels, labels, 0.0, 1.0, accepted=(0.85, None)
+    )["blessed"]

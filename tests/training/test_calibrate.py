@@ -156,8 +156,12 @@ def test_train_warns_when_no_threshold_meets_the_target(tiny_dataset, tmp_path, 
     evaluate.run(
         ["--data", str(tiny_dataset), "--model", str(model), "--output", str(tmp_path / "r")]
         + ["--suite-size", "20", "--suite-per-kind", "2", *TEST_GATE]
+        + ["--min-accepted-share", "0.5"]  # the default: such a model is not blessed
     )
-    assert "none meets it, so every digit goes to review" in (tmp_path / "r/report.md").read_text()
+    report = (tmp_path / "r/report.md").read_text()
+    assert "none meets it, so every digit goes to review" in report
+    blessing = files.read_json(str(model / schema.BLESSING_FILE))
+    assert not blessing["blessed"] and blessing["failed"] == ["accepted_share"]
 
 
 def test_no_threshold_accepts_nothing_even_saturated_confidences():
