@@ -6,7 +6,8 @@
 Every input whose status is `review` or `not_a_digit` (the partition's review-*.jsonl),
 `review` first, then `not_a_digit`, each by calibrated confidence, lowest first: a
 person's answer teaches the most where the model was least sure, and the digits the model
-half-read come before the pages it took for no digit at all. The front page's figures
+half-read come before the pages it took for no digit at all. Rows of another status (an
+accepted input a team put into the list to spot-check it) come last. The front page's figures
 come from the partition's summary.json and drift.json and from the summaries of the
 nights beside it (the last 14).
 """
@@ -45,6 +46,10 @@ class Night:
     history: tuple[dict, ...]  # the last nights' status shares, oldest first
 
 
+def _rank(status: str) -> int:
+    return STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER)
+
+
 def load(partition: str) -> Night:
     """Reads a finished partition; refuses (ValueError) one that is not."""
     if not files.exists(files.join(partition, schema.SUCCESS_FILE)):
@@ -62,7 +67,7 @@ def load(partition: str) -> Night:
     for path in shards:
         with files.open_read(path) as handle:
             rows += [json.loads(line) for line in handle if line.strip()]
-    rows.sort(key=lambda r: (STATUS_ORDER.index(r["status"]), r["calibrated_confidence"], r["key"]))
+    rows.sort(key=lambda r: (_rank(r["status"]), r["calibrated_confidence"], r["key"]))
     items = tuple(
         Item(
             index=i,

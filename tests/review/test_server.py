@@ -43,6 +43,16 @@ def test_the_queue_puts_review_first_then_not_a_digit_least_confident_first(nigh
     assert reviews == sorted(reviews) and len(items) == 6
 
 
+def test_an_accepted_input_put_into_the_review_list_comes_last(night):
+    """A team may add accepted inputs to spot-check them (make bench-loop's random sample)."""
+    review = Path(night) / "review-00000-of-00001.jsonl"
+    rows = [json.loads(line) for line in review.read_text().splitlines()]
+    rows[0] = {**rows[0], "status": "accepted", "calibrated_confidence": 0.01}
+    review.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = queue.load(night).items
+    assert [i.status for i in items][-1] == "accepted" and len(items) == 6
+
+
 def test_an_answer_is_written_as_labelled_data_and_undo_takes_it_back(running, night):
     client, labels = running
     first = client.next()
