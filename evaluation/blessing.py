@@ -39,7 +39,10 @@ def bless(
         results["robustness"]["corruptions"]["mean_accuracy"],
         None if baseline is None else baseline.predicted,
         test.sources,
-        (accepted_share(model), None if baseline is None else accepted_share(baseline_model)),
+        (
+            _share(results["calibration"]["validation_at_threshold"]),
+            None if baseline is None else accepted_share(baseline_model),
+        ),
     )
     digest = files.sha256_file(serving.keras_path(model))
     verdict = {
@@ -64,7 +67,11 @@ def accepted_share(model: str) -> float | None:
     path = serving.calibration_path(model)
     if not files.exists(path):
         return None
-    return (files.read_json(path).get("validation_at_threshold") or {}).get("accepted_share")
+    return _share(files.read_json(path).get("validation_at_threshold"))
+
+
+def _share(at_threshold: dict | None) -> float | None:
+    return (at_threshold or {}).get("accepted_share")
 
 
 def card_section(blessing: dict) -> str:

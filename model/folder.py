@@ -68,6 +68,11 @@ def model_folder(model: str) -> str:
     return model.rsplit("/", 1)[0] if "/" in model else "."
 
 
+def calibration_path(model: str) -> str:
+    """calibration.json beside the model's .keras file (in the model folder)."""
+    return files.join(model_folder(model), schema.CALIBRATION_FILE)
+
+
 def check_blessing(model: str, allow_unblessed: bool = False) -> dict:
     """The model's blessing (digits evaluate writes it; evaluation.gate), checked to be for the
     model file as it is now. Refuses (ModelRefused) a missing blessing, one for another

@@ -22,6 +22,7 @@ from model import screening
 from model.folder import (  # noqa: F401 (re-exported: the names every job uses)
     REFUSED_SUFFIXES,
     ModelRefused,
+    calibration_path,
     check_blessing,
     identifier,
     keras_path,
@@ -55,11 +56,6 @@ def check_digit_classifier(loaded: keras.Model, model: str) -> None:
             f"gives {got_out}, where images {want_in} -> one probability per digit "
             f"{want_out} are needed. Train one with `digits train`."
         )
-
-
-def calibration_path(model: str) -> str:
-    """calibration.json beside the model's .keras file (in the model folder)."""
-    return files.join(model_folder(model), schema.CALIBRATION_FILE)
 
 
 def load_screen(model: str, model_id_: str | None = None) -> screening.Screen:
