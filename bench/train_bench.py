@@ -70,7 +70,7 @@ def bench_epochs(data_dir: str, epochs: int = 6) -> dict:
     from training.train import compile_model, plan_devices
 
     config = recipe("seed")
-    plan = plan_devices([], False, False)
+    plan = plan_devices([], "float32", False)
     arrays = _in_memory_arrays(data_dir)
     seconds = {"streamed": [], "in_memory": []}
     for epoch in range(epochs):  # alternate the order (ABBA), so machine noise hits both alike

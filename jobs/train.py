@@ -14,9 +14,11 @@ limits in calibration.json, reference.json, and MODEL_DIR/saved_model/ with stat
 last, MODEL_DIR/metrics.json: a model folder without metrics.json is not a finished model.
 The work is in training/train.py; this module holds the options.
 
-On a GPU machine the input is prefetched onto the GPU, `--mixed-precision` and `--xla`
-turn those on, and several GPUs train under MirroredStrategy. On a CPU these flags are
-ignored (with a warning), so CPU results never depend on them.
+`--precision auto` (the default) trains in mixed bfloat16 on a CPU with bfloat16 matrix
+units (Intel AMX) and in float32 elsewhere; `mixed` is float16 on a GPU. The exported
+model computes in float32 whatever trained it. On a GPU machine the input is prefetched
+onto the GPU, `--xla` compiles the train step, and several GPUs train under
+MirroredStrategy; on a CPU `--xla` is ignored (with a warning).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from jobs.exits import run_job
 from model import calibration, shape_check
 from model.configs import RECIPES, TrainConfig, recipe
 from training.calibrate import CalibrationConfig
-from training.train import TrainRun
+from training.train import PRECISIONS, TrainRun
 from training.train import run as train
 
 
@@ -47,7 +49,17 @@ def parse_args(argv) -> TrainRun:
     parser.add_argument("--seed", type=int, default=TrainConfig.seed, help="random seed")
     add_data_options(parser)
     add_calibration_options(parser)
-    parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
+    parser.add_argument(
+        "--precision",
+        default=TrainRun.precision,
+        choices=PRECISIONS,
+        help="training compute: auto (bfloat16 on a CPU with AMX, else float32), float32, or "
+        "mixed (float16 on a GPU, bfloat16 on a CPU); the exported model computes in float32",
+    )
+    parser.add_argument(
+        "--mixed-precision", dest="precision", action="store_const", const="mixed",
+        help=argparse.SUPPRESS,
+    )  # fmt: skip
     parser.add_argument("--xla", action="store_true", help="XLA-compile the train step (GPU)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     args = parser.parse_args(argv)
@@ -65,7 +77,7 @@ def parse_args(argv) -> TrainRun:
         labelled_weight=args.labelled_weight,
     )
     return TrainRun(
-        args.data, args.output, config, calibration_from(args), args.mixed_precision, args.xla
+        args.data, args.output, config, calibration_from(args), args.precision, args.xla
     )
 
 

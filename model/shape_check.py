@@ -48,7 +48,7 @@ def network():
             *[keras.layers.Conv2D(f, 3, strides=2, activation="relu") for f in FILTERS],
             keras.layers.Flatten(),
             keras.layers.Dense(HIDDEN, activation="relu"),
-            keras.layers.Dense(1),  # the logit of "not a digit"
+            keras.layers.Dense(1, dtype="float32"),  # the logit of "not a digit"
         ]
     )
 

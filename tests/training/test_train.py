@@ -52,7 +52,7 @@ def test_strong_recipe_mixes_not_a_digit_images_with_a_uniform_target(tiny_datas
     assert pool.dtype == np.uint8 and pool.shape[1:] == (28, 28)
     assert len(pool) == round(0.1 * dataset.manifest["splits"]["train"]["records"])
     np.testing.assert_array_equal(pool[:6], outliers.pool(_train_digits(tiny_dataset), 6, 0))
-    splits = training.make_inputs(config, dataset, training.plan_devices([], False, False))
+    splits = training.make_inputs(config, dataset, training.plan_devices([], "float32", False))
     images, targets = next(iter(splits["train"]))
     assert images.shape[0] == 50 + 5
     np.testing.assert_allclose(targets.numpy()[50:], 0.1)  # the five not-a-digit images
@@ -118,19 +118,36 @@ def test_input_pipeline_reads_the_manifests_counts_eagerly_and_in_tf_data(tiny_d
         assert np.bincount(labels, minlength=10).tolist() == manifest["splits"][split]["labels"]
 
 
-def test_device_plan_on_cpu_ignores_gpu_flags_and_uses_gpus_when_present():
-    cpu = training.plan_devices([], mixed_precision=True, xla=True)
-    assert (cpu.strategy, cpu.prefetch_device, cpu.mixed_precision, cpu.xla) == (
+def test_device_plan_picks_the_precision_from_the_hardware_and_ignores_xla_on_cpu():
+    amx = training.plan_devices([], "auto", xla=True, bfloat16_units=True)
+    assert (amx.strategy, amx.prefetch_device, amx.policy, amx.xla) == (
         "default",
         None,
-        False,
+        "mixed_bfloat16",
         False,
     )
-    assert len(cpu.notes) == 2
-    one = training.plan_devices(["/physical_device:GPU:0"], mixed_precision=True, xla=False)
-    assert (one.strategy, one.prefetch_device, one.mixed_precision) == ("default", "/gpu:0", True)
-    two = training.plan_devices(["/physical_device:GPU:0", "/physical_device:GPU:1"], False, True)
+    assert amx.notes == ("--xla ignored: no GPU",)
+    assert training.plan_devices([], "auto", False, bfloat16_units=False).policy == "float32"
+    assert training.plan_devices([], "float32", False, bfloat16_units=True).policy == "float32"
+    assert training.plan_devices([], "mixed", False, bfloat16_units=False).policy == (
+        "mixed_bfloat16"
+    )
+    one = training.plan_devices(["/physical_device:GPU:0"], "mixed", xla=False)
+    assert (one.strategy, one.prefetch_device, one.policy) == ("default", "/gpu:0", "mixed_float16")
+    assert training.plan_devices(["/physical_device:GPU:0"], "auto", False).policy == "float32"
+    two = training.plan_devices(["/physical_device:GPU:0", "/physical_device:GPU:1"], "auto", True)
     assert (two.strategy, two.xla) == ("mirrored", True)
+    with pytest.raises(ValueError, match="--precision 'half'"):
+        training.plan_devices([], "half", False)
+
+
+def test_amx_is_read_from_the_cpu_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    assert training.cpu_has_bfloat16_units(str(cpuinfo))
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\nbugs\t\t: amx_bf16\n")
+    assert not training.cpu_has_bfloat16_units(str(cpuinfo))
+    assert not training.cpu_has_bfloat16_units(str(tmp_path / "missing"))
 
 
 def test_one_epoch_on_the_real_mnist_learns(mnist_model):
@@ -153,7 +170,10 @@ def test_training_writes_its_outputs(tiny_model):
             "seconds",
             "examples_per_second",
         } <= set(entry)
-    assert (tiny_model / "model.keras").exists()
+    # Trained in mixed bfloat16; what is exported computes in float32.
+    assert metrics["device"]["policy"] == "mixed_bfloat16"
+    model = serving.load_model(str(tiny_model))
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
     assert (tiny_model / "saved_model" / "saved_model.pb").exists()
     assert any((tiny_model / "logs").rglob("*tfevents*"))
     assert not (tiny_model / "backup").exists()
