@@ -211,23 +211,10 @@ def train(
     (training.folder)."""
     steps = Steps("digits train")
     keras.utils.set_random_seed(config.seed)
-    n_train = data.split_size(dataset.manifest, "train")
     splits = make_inputs(config, dataset, plan)
-    steps_per_epoch = math.ceil(n_train / config.batch_size)
-    with make_strategy(plan).scope(), dtype_policy(plan.policy):
-        model = compile_model(config, plan, steps_per_epoch)
-    callbacks = make_callbacks(model_dir, n_train, config.epochs) + ([sync] if sync else [])
-    callbacks.append(KerasProgress(steps, "epoch"))
-    epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
-    precision = "" if plan.policy == "float32" else f" in {plan.policy.replace('_', ' ')}"
-    steps.start(f"training {config.model}, {epochs} of {n_train:,} digits{precision}")
     started = time.perf_counter()
-    model.fit(splits["train"], validation_data=splits["validation"], epochs=config.epochs,
-              callbacks=callbacks, verbose=2)  # fmt: skip
+    model, history, chosen = fit(config, dataset, splits, model_dir, plan, sync, steps)
     seconds = time.perf_counter() - started
-    history = read_history(os.path.join(model_dir, schema.HISTORY_FILE))
-    chosen = choose_epoch(model, config, history, os.path.join(model_dir, BEST_WEIGHTS))
-    model = in_float32(model, config, plan, steps_per_epoch)
     steps.start("the chosen epoch on the validation and test splits; export")
     results = evaluate_splits(model, splits)
     export.save_keras(model, model_dir)
@@ -244,6 +231,33 @@ def train(
     }
     write_metrics(model_dir, metrics)
     return metrics
+
+
+def fit(
+    config: TrainConfig,
+    dataset: data.LocalDataset,
+    splits: dict[str, tf.data.Dataset],
+    model_dir: str,
+    plan: DevicePlan,
+    sync: keras.callbacks.Callback | None,
+    steps: Steps,
+) -> tuple[keras.Model, list[dict], int]:
+    """The recipe's epochs (resumed where a killed run stopped) -> the chosen epoch's
+    weights in a float32 model, the per-epoch history and the chosen epoch."""
+    n_train = data.split_size(dataset.manifest, "train")
+    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    with make_strategy(plan).scope(), dtype_policy(plan.policy):
+        model = compile_model(config, plan, steps_per_epoch)
+    callbacks = make_callbacks(model_dir, n_train, config.epochs) + ([sync] if sync else [])
+    callbacks.append(KerasProgress(steps, "epoch"))
+    epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+    precision = "" if plan.policy == "float32" else f" in {plan.policy.replace('_', ' ')}"
+    steps.start(f"training {config.model}, {epochs} of {n_train:,} digits{precision}")
+    model.fit(splits["train"], validation_data=splits["validation"], epochs=config.epochs,
+              callbacks=callbacks, verbose=2)  # fmt: skip
+    history = read_history(os.path.join(model_dir, schema.HISTORY_FILE))
+    chosen = choose_epoch(model, config, history, os.path.join(model_dir, BEST_WEIGHTS))
+    return in_float32(model, config, plan, steps_per_epoch), history, chosen
 
 
 def record(config: TrainConfig, dataset: data.LocalDataset, model, plan: DevicePlan) -> dict:
