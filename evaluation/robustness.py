@@ -8,11 +8,15 @@ On a seeded sample of the test split (evaluation.suites makes every set):
 - not-a-digit kinds: the share of each that is accepted / sent to review / called
   not_a_digit, and the AUROC of the not-a-digit score against the clean test digits;
 - scans: the same digits as clean images and as scanned pages (JPEG through the
-  scorer's own decoding and normalisation, model.images): the accuracy gap.
+  scorer's own decoding and normalisation, model.images): the accuracy gap;
+- low resolution: the digits reduced to 8x8, 12x12 and 16x16 and scaled back up to 32x32
+  (an old form scanner's crops), read through the normalisation and, for comparison,
+  through a plain resize to 28x28.
 
 Each is judged by the scorer's predictor (model.serving.Predictor, statuses included), so
 what is reported here is what `digits score` does. Writes the `robustness` section of
-evaluation.json, corruptions.png, not_a_digit.png, scans.png and a model card section.
+evaluation.json, corruptions.png, not_a_digit.png, scans.png, low_resolution.png and a model
+card section.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ def evaluate(predictor, test: Split, sizes, steps: Steps | None = None) -> dict:
             lambda done, name: tick(len(suites.CORRUPTIONS) + done, name),
         ),  # fmt: skip
         "scans": scan_suite(predictor, digits, labels, clean, seed),
+        "low_resolution": low_resolution_suite(predictor, digits, labels),
     }
 
 
@@ -124,6 +129,27 @@ def scan_suite(predictor, digits, labels, clean, seed) -> dict:
     }
 
 
+def low_resolution_suite(predictor, digits, labels) -> dict:
+    per = {}
+    for side in suites.LOW_RESOLUTIONS:
+        pages = suites.low_resolution(digits, side)
+        through = predictor.predict(normalised(list(pages[..., None])))
+        plain = predictor.predict(suites.plain_resize(pages))
+        per[str(side)] = {
+            "normalised_accuracy": _accuracy(through, labels),
+            "plain_resize_accuracy": _accuracy(plain, labels),
+            "normalised_statuses": _shares(through),
+        }
+    return {
+        "page": suites.LOW_RESOLUTION_PAGE,
+        "per_side": per,
+        # Points the normalisation reads worse than a plain resize, at the worst side.
+        "worst_shortfall_points": max(
+            100 * (r["plain_resize_accuracy"] - r["normalised_accuracy"]) for r in per.values()
+        ),
+    }
+
+
 def write_pictures(test: Split, seed: int, output: str, plot_digits) -> None:
     """corruptions.png, not_a_digit.png and scans.png: examples of each set."""
     digits = test.pixels[:10]
@@ -153,6 +179,19 @@ def write_pictures(test: Split, seed: int, output: str, plot_digits) -> None:
         ["clean"] + [""] * 9 + ["scanned"] + [""] * 9 + ["normalised"] + [""] * 9,
         os.path.join(output, "scans.png"),
         "The same test digits clean, scanned (JPEG page), and normalised from the scan",
+    )
+    rows, captions = [], []
+    for side in suites.LOW_RESOLUTIONS:
+        pages = suites.low_resolution(digits, side)
+        rows += list(suites.plain_resize(pages) / 255.0) + list(
+            normalised(list(pages[..., None])) / 255.0
+        )
+        captions += [f"{side}x{side}"] + [""] * 9 + ["normalised"] + [""] * 9
+    plot_digits(
+        rows,
+        captions,
+        os.path.join(output, "low_resolution.png"),
+        "Test digits at low resolution: resized to 28x28 (first row), normalised (second)",
     )
 
 
@@ -197,4 +236,23 @@ thicker or thinner, JPEG): accuracy {scans["scanned_accuracy"]:.2%} against
 {scans["clean_accuracy"]:.2%} clean, a gap of **{scans["gap_points"]:.2f} points**.
 
 ![scans](scans.png)
+
+""" + _low_resolution_section(result["low_resolution"])
+
+
+def _low_resolution_section(low: dict) -> str:
+    rows = "\n".join(
+        f"| {side}x{side} | {r['normalised_accuracy']:.2%} | {r['plain_resize_accuracy']:.2%} | "
+        f"{r['normalised_statuses']['accepted']:.1%} |"
+        for side, r in low["per_side"].items()
+    )
+    return f"""Low resolution (the same digits reduced to a few pixels a side and scaled back up to
+{low["page"]}x{low["page"]}, as an old form scanner's crops look), read through the
+normalisation and through a plain resize to 28x28:
+
+| reduced to | normalised | plain resize | accepted (normalised) |
+| --- | --- | --- | --- |
+{rows}
+
+![low resolution](low_resolution.png)
 """

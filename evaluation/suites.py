@@ -324,6 +324,34 @@ def not_a_digit(kind: str, count: int, digits: np.ndarray, seed: int = 0) -> lis
     return [NOT_A_DIGIT_KINDS[kind](rng, digits) for _ in range(count)]
 
 
+# --- Low resolution. ---------------------------------------------------------------------------
+
+LOW_RESOLUTIONS = (8, 12, 16)  # the sides a digit is reduced to
+LOW_RESOLUTION_PAGE = 32  # and the side it is scaled back up to
+
+
+def low_resolution(digits: np.ndarray, side: int) -> np.ndarray:
+    """MNIST digits as an old form scanner's crops: reduced to side x side (area averaging)
+    and scaled back up to LOW_RESOLUTION_PAGE square (bilinear). uint8 [n, 32, 32]."""
+    page = (LOW_RESOLUTION_PAGE, LOW_RESOLUTION_PAGE)
+    return np.stack(
+        [
+            np.asarray(
+                Image.fromarray(digit).resize((side, side), Image.BOX).resize(page, Image.BILINEAR)
+            )
+            for digit in np.asarray(digits, np.uint8)
+        ]
+    )
+
+
+def plain_resize(pages: np.ndarray) -> np.ndarray:
+    """uint8 [n, H, W] pages resized to 28x28 (bilinear, antialiased) and nothing else: what
+    the normalisation is measured against on low-resolution digits."""
+    return np.stack(
+        [np.asarray(Image.fromarray(p).resize((SIZE, SIZE), Image.BILINEAR)) for p in pages]
+    )
+
+
 # --- Scans. ------------------------------------------------------------------------------------
 
 INKS = ((25, 35, 110), (20, 20, 25), (40, 40, 160), (110, 30, 30))

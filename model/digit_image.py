@@ -14,8 +14,10 @@ with 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels, it returns the ui
 4. Already MNIST-shaped (28x28, one channel, a black border: its mean at most
    schema.MNIST_BORDER, as for every MNIST digit): returned as is. A 28x28 image on a gray or
    light background (a brightened or fogged scan) goes through the steps below.
-5. Background and contrast: the paper's level under every pixel (a grey opening wider
-   than any stroke, so shading, fog and uneven light go too) is subtracted and its grain
+5. Background and contrast: the paper's level under every pixel is subtracted (a grey
+   opening wider than any stroke, so shading, fog and uneven light go too; on an even
+   page never far above its border's level, so the wide soft strokes of a low-resolution
+   digit scaled up stay whole) and its grain
    (the median absolute deviation) cut away; what stands out is stretched so that the
    stroke's core is full ink, whatever the ink's colour or the paper's tone. Nothing
    standing out by MIN_CONTRAST levels and 6 grain widths, or ink spanning less than
@@ -40,11 +42,13 @@ FIT = 20
 BACKGROUND_SIZE = 64  # the square the paper's level is estimated on
 BACKGROUND_WINDOW = 13  # wider than a stroke there (a fifth of the side)
 MIN_CONTRAST = 40.0  # gray levels (of 255) that ink must stand out from the paper by
+FLAT_BORDER = 12.0  # a border within this many levels is an even page: its level is flat
 WORKING = 160  # the crop's larger side while its strokes are measured and evened
 # Stroke width (2 x area / perimeter) at the working size: MNIST's 10th to 90th percentile.
 STROKE_RANGE = (12.0, 26.0)
 MAX_STROKE_STEPS = 24
 MIN_EXTENT = 0.08  # ink spanning less of the page's shorter side is a speck, not a digit
+CORE = lambda strokes, peak: _median(strokes)  # noqa: E731
 FLOOR_SHARE = 0.1  # ink fainter than this share of the peak counts as paper
 CROP_TAIL = 0.001  # share of the ink mass a crop may leave out at each side
 _LUMA = (0.299, 0.587, 0.114)
@@ -102,10 +106,23 @@ def _background(x: tf.Tensor) -> tf.Tensor:
     return tf.image.resize(smooth, tf.shape(x)[:2], method="bilinear")[0, ..., 0]
 
 
+def _paper_level(x: tf.Tensor) -> tf.Tensor:
+    """The paper's level under every pixel of [H, W]: the grey opening (_background), but
+    on an even page (half its border within FLAT_BORDER levels of the darkest twentieth)
+    never more than FLAT_BORDER above the border's median, so a stroke wider than the
+    opening's window (a low-resolution digit scaled up) is not taken for paper."""
+    background = _background(x)
+    border = tf.sort(tf.concat([x[0, :], x[-1, :], x[:, 0], x[:, -1]], axis=0))
+    n = tf.size(border)
+    paper = border[n // 2]
+    even = paper - border[n // 20] <= FLAT_BORDER
+    return tf.where(even, tf.minimum(background, paper + FLAT_BORDER), background)
+
+
 def _contrast(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Bright-on-dark gray (0-255) -> (ink in [0, 1] with the paper at 0, whether any)."""
     x = tf.ensure_shape(x, [None, None])
-    above = x - _background(x)
+    above = x - _paper_level(x)
     flat = tf.reshape(above, [-1])
     level = _median(flat)  # the opening is the paper's lower envelope: its grain sits above
     grain = 1.4826 * _median(tf.abs(flat - level))
@@ -115,7 +132,7 @@ def _contrast(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     floor = tf.maximum(3.0 * grain, FLOOR_SHARE * peak)
     flat_lifted = tf.reshape(lifted, [-1])
     strokes = tf.concat([tf.boolean_mask(flat_lifted, flat_lifted > 0.5 * peak), [peak]], 0)
-    core = tf.maximum(_median(strokes), floor + 1.0)
+    core = tf.maximum(CORE(strokes, peak), floor + 1.0)
     ink = tf.clip_by_value((lifted - floor) / (core - floor), 0.0, 1.0)
     return ink, peak >= tf.maximum(MIN_CONTRAST, 6.0 * grain)
 

@@ -199,6 +199,35 @@ def test_normalisation_of_hand_checked_images():
     assert digit_image.normalise_digit(np.full((40, 40, 1), 255, np.uint8)).numpy().max() == 0
 
 
+def test_a_low_resolution_digit_keeps_its_strokes_whole():
+    # A "0" in MNIST's 20-pixel box, reduced to 8x8 and scaled up to 32x32 as an old form
+    # scanner's crops are (evaluation.suites.low_resolution): its soft strokes are wider
+    # than the paper-level opening's window. It comes out as a closed ring around a hole
+    # (it once came out with gaps, and wider ones came out blank).
+    from PIL import ImageDraw
+
+    from evaluation import suites
+
+    canvas = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(canvas).ellipse([8, 4, 20, 24], outline=255, width=3)
+    page = suites.low_resolution(np.asarray(canvas)[None], 8)[0]
+    ink = digit_image.normalise_digit(page[..., None]).numpy() >= 128
+    outside = _reachable_from_the_corner(~ink)
+    assert ink.sum() > 60 and not outside[14, 14]  # the hole is enclosed by ink
+
+
+def _reachable_from_the_corner(free: np.ndarray) -> np.ndarray:
+    """Pixels of `free` connected (4-neighbours) to the top-left corner."""
+    seen = np.zeros_like(free)
+    todo = [(0, 0)]
+    while todo:
+        y, x = todo.pop()
+        if 0 <= y < free.shape[0] and 0 <= x < free.shape[1] and free[y, x] and not seen[y, x]:
+            seen[y, x] = True
+            todo += [(y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)]
+    return seen
+
+
 def test_paper_grain_does_not_widen_the_crop():
     # The same dark bar on grainy off-white paper: its box is the bar's, not the page's,
     # so it is fitted to 20 px high as on clean paper (grain above the paper's lower

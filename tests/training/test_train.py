@@ -253,6 +253,9 @@ def test_evaluation_outputs_are_consistent(tiny_model, tiny_dataset, tmp_path):
         assert Image.open(report / picture).size[0] > 300
     card = (report / "report.md").read_text()
     assert f"{results['accuracy']:.4f}" in card and "## Limits" in card
+    low = saved["robustness"]["low_resolution"]
+    assert list(low["per_side"]) == ["8", "12", "16"] and "| 8x8 |" in card
+    assert Image.open(report / "low_resolution.png").size[0] > 300
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "truncated", "missing"])
