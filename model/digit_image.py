@@ -42,13 +42,12 @@ FIT = 20
 BACKGROUND_SIZE = 64  # the square the paper's level is estimated on
 BACKGROUND_WINDOW = 13  # wider than a stroke there (a fifth of the side)
 MIN_CONTRAST = 40.0  # gray levels (of 255) that ink must stand out from the paper by
-FLAT_BORDER = 12.0  # a border within this many levels is an even page: its level is flat
+FLAT_BORDER = 12.0  # levels: how even a page's border is, and how far above it paper may be
 WORKING = 160  # the crop's larger side while its strokes are measured and evened
 # Stroke width (2 x area / perimeter) at the working size: MNIST's 10th to 90th percentile.
 STROKE_RANGE = (12.0, 26.0)
 MAX_STROKE_STEPS = 24
 MIN_EXTENT = 0.08  # ink spanning less of the page's shorter side is a speck, not a digit
-CORE = lambda strokes, peak: _median(strokes)  # noqa: E731
 FLOOR_SHARE = 0.1  # ink fainter than this share of the peak counts as paper
 CROP_TAIL = 0.001  # share of the ink mass a crop may leave out at each side
 _LUMA = (0.299, 0.587, 0.114)
@@ -72,9 +71,9 @@ def _composite(gray: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
     return gray * alpha + background * (1.0 - alpha)
 
 
-def _border_mean(x: tf.Tensor) -> tf.Tensor:
-    border = tf.concat([x[0, :], x[-1, :], x[:, 0], x[:, -1]], axis=0)
-    return tf.reduce_mean(border)
+def _border(x: tf.Tensor) -> tf.Tensor:
+    """The outermost rows and columns of [H, W], as one 1-D tensor."""
+    return tf.concat([x[0, :], x[-1, :], x[:, 0], x[:, -1]], axis=0)
 
 
 def _median(values: tf.Tensor) -> tf.Tensor:
@@ -112,7 +111,7 @@ def _paper_level(x: tf.Tensor) -> tf.Tensor:
     never more than FLAT_BORDER above the border's median, so a stroke wider than the
     opening's window (a low-resolution digit scaled up) is not taken for paper."""
     background = _background(x)
-    border = tf.sort(tf.concat([x[0, :], x[-1, :], x[:, 0], x[:, -1]], axis=0))
+    border = tf.sort(_border(x))
     n = tf.size(border)
     paper = border[n // 2]
     even = paper - border[n // 20] <= FLAT_BORDER
@@ -132,7 +131,7 @@ def _contrast(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     floor = tf.maximum(3.0 * grain, FLOOR_SHARE * peak)
     flat_lifted = tf.reshape(lifted, [-1])
     strokes = tf.concat([tf.boolean_mask(flat_lifted, flat_lifted > 0.5 * peak), [peak]], 0)
-    core = tf.maximum(CORE(strokes, peak), floor + 1.0)
+    core = tf.maximum(_median(strokes), floor + 1.0)
     ink = tf.clip_by_value((lifted - floor) / (core - floor), 0.0, 1.0)
     return ink, peak >= tf.maximum(MIN_CONTRAST, 6.0 * grain)
 
@@ -208,7 +207,7 @@ def normalise_digit(image: tf.Tensor) -> tf.Tensor:
     x = tf.cast(image, tf.float32)
     gray, alpha = _grayscale_and_alpha(x)
     gray = _composite(gray, alpha)
-    border = _border_mean(gray)
+    border = tf.reduce_mean(_border(gray))
     light_background = border > 127.5
     gray = tf.where(light_background, 255.0 - gray, gray)
     shape = tf.shape(image)
