@@ -37,6 +37,13 @@ PIXEL_MAX = 255.0
 # An MNIST image's border is black: its mean is at most 8 gray levels on the test split.
 # A 28x28 one-channel image with a border mean up to this is taken as MNIST-shaped.
 MNIST_BORDER = 16.0
+# MNIST's digits are fitted to 20x20 and centred by mass (LeCun et al.). A 28x28 digit on a
+# black border whose bright pixels (128 and up) fit in MNIST_FIT + 1 a side and whose
+# centre of mass is more than MNIST_MAX_OFFSET_HALVES half pixels off the centre (every
+# MNIST digit's is within 2) is a shifted digit: it is shifted back, and otherwise
+# unchanged. In integers, so model.digit_image and model.images decide it alike.
+MNIST_FIT = 20
+MNIST_MAX_OFFSET_HALVES = 3
 
 SPLITS = ("train", "validation", "test")
 # A labelled folder's not_a_digit/ images: one file per split beside the digit shards

@@ -12,7 +12,9 @@ with 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels, it returns the ui
 3. A light background (the image's border brighter than mid-gray) is inverted, so the
    digit is bright on dark as in MNIST.
 4. Already MNIST-shaped (28x28, one channel, a black border: its mean at most
-   schema.MNIST_BORDER, as for every MNIST digit): returned as is. A 28x28 image on a gray or
+   schema.MNIST_BORDER, as for every MNIST digit): returned as is; but a digit shifted in
+   it (off-centre by mass, its bright pixels in a 21-pixel box; schema.MNIST_FIT) is
+   shifted back by whole pixels, and otherwise unchanged. A 28x28 image on a gray or
    light background (a brightened or fogged scan) goes through the steps below.
 5. Background and contrast: the paper's level under every pixel is subtracted (a grey
    opening wider than any stroke, so shading, fog and uneven light go too; on an even
@@ -38,7 +40,7 @@ import tensorflow as tf
 from common import schema
 
 SIZE = 28
-FIT = 20
+FIT = schema.MNIST_FIT
 BACKGROUND_SIZE = 64  # the square the paper's level is estimated on
 BACKGROUND_WINDOW = 13  # wider than a stroke there (a fifth of the side)
 MIN_CONTRAST = 40.0  # gray levels (of 255) that ink must stand out from the paper by
@@ -201,6 +203,39 @@ def _centre(x: tf.Tensor) -> tf.Tensor:
     return tf.reshape(padded, [SIZE, SIZE]) * 255.0
 
 
+def _extent(lit: tf.Tensor) -> tf.Tensor:
+    """From the first to the last True of a 1-D bool, inclusive (0 when none)."""
+    index = tf.range(tf.size(lit))
+    last = tf.reduce_max(tf.where(lit, index, -1))
+    first = tf.reduce_min(tf.where(lit, index, tf.size(lit)))
+    return tf.maximum(last - first + 1, 0)
+
+
+def _shifted_digit(x: tf.Tensor) -> tf.Tensor:
+    """Whether 28x28 [H, W] is a digit shifted from where MNIST puts it (schema's rule, in
+    integers, as model.images.shifted_digit decides it)."""
+    x = tf.cast(tf.reshape(x, [SIZE, SIZE]), tf.int32)
+    halves = 2 * tf.range(SIZE) - (SIZE - 1)  # each row's distance from the centre, x 2
+    moment_y = tf.abs(tf.reduce_sum(tf.reduce_sum(x, axis=1) * halves))
+    moment_x = tf.abs(tf.reduce_sum(tf.reduce_sum(x, axis=0) * halves))
+    off = tf.maximum(moment_y, moment_x) > schema.MNIST_MAX_OFFSET_HALVES * tf.reduce_sum(x)
+    lit = x >= 128
+    side = tf.maximum(_extent(tf.reduce_any(lit, axis=1)), _extent(tf.reduce_any(lit, axis=0)))
+    return off & (side <= FIT + 1)
+
+
+def _recentred(x: tf.Tensor) -> tf.Tensor:
+    """28x28 [H, W] shifted by whole pixels so that its centre of mass is at the centre;
+    what would leave the image is cut, nothing else changes."""
+    x = tf.reshape(x, [SIZE, SIZE])
+    mass = tf.maximum(tf.reduce_sum(x), 1e-6)
+    index = tf.range(SIZE, dtype=tf.float32) - (SIZE - 1) / 2
+    shift_y = tf.cast(tf.round(-tf.reduce_sum(tf.reduce_sum(x, axis=1) * index) / mass), tf.int32)
+    shift_x = tf.cast(tf.round(-tf.reduce_sum(tf.reduce_sum(x, axis=0) * index) / mass), tf.int32)
+    padded = tf.pad(x, [[SIZE, SIZE], [SIZE, SIZE]])
+    return tf.slice(padded, [SIZE - shift_y, SIZE - shift_x], [SIZE, SIZE])
+
+
 @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.uint8)], reduce_retracing=True)
 def normalise_digit(image: tf.Tensor) -> tf.Tensor:
     """uint8 [H, W, C] (C in 1-4) -> uint8 [28, 28], bright digit on dark, MNIST-style."""
@@ -224,7 +259,11 @@ def normalise_digit(image: tf.Tensor) -> tf.Tensor:
             visible & _not_a_speck(ink), lambda: _centre(ink), lambda: tf.zeros([SIZE, SIZE])
         )
 
-    result = tf.cond(mnist_shaped, lambda: tf.reshape(gray, [SIZE, SIZE]), normalised)
+    def mnist():
+        x = tf.reshape(gray, [SIZE, SIZE])
+        return tf.cond(_shifted_digit(x), lambda: _recentred(x), lambda: x)
+
+    result = tf.cond(mnist_shaped, mnist, normalised)
     return tf.cast(tf.clip_by_value(tf.round(result), 0.0, 255.0), tf.uint8)
 
 

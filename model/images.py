@@ -4,7 +4,8 @@ Decoding is Pillow's (PNG and JPEG only), with the pixel count checked from the 
 before anything is decoded, so a decompression bomb is refused without using memory, and
 the EXIF Orientation tag applied (phones and scanners store pixels rotated and say so).
 Normalisation is model.digit_image.normalise_digit, the very function inside the exported
-SavedModel; MNIST-shaped images (28x28, one channel, black border), which that
+SavedModel; MNIST-shaped images (28x28, one channel, black border, not shifted),
+which that
 function returns unchanged, skip the TensorFlow call here (`is_mnist_shaped` mirrors its
 rule and a test holds the two equal).
 """
@@ -96,12 +97,29 @@ def _to_array(image: Image.Image) -> np.ndarray:
 
 
 def is_mnist_shaped(array: np.ndarray) -> bool:
-    """normalise_digit's pass-through rule: 28x28, one channel, a black border."""
+    """normalise_digit's pass-through rule: 28x28, one channel, a black border, and not a
+    digit shifted from where MNIST puts it."""
     if array.shape != (schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH, 1):
         return False
     x = array[..., 0].astype(np.float32)
     border = np.concatenate([x[0, :], x[-1, :], x[:, 0], x[:, -1]])
-    return bool(border.mean() <= schema.MNIST_BORDER)
+    return bool(border.mean() <= schema.MNIST_BORDER) and not shifted_digit(array[..., 0])
+
+
+def shifted_digit(pixels: np.ndarray) -> bool:
+    """uint8 [28, 28]: off-centre by mass with its bright pixels in a 21-pixel box
+    (schema's rule, in integers, as model.digit_image decides it)."""
+    x = pixels.astype(np.int64)
+    halves = 2 * np.arange(x.shape[0]) - (x.shape[0] - 1)
+    moment = max(abs(int(x.sum(axis=1) @ halves)), abs(int(x.sum(axis=0) @ halves)))
+    lit = x >= 128
+    side = max(_extent(lit.any(axis=1)), _extent(lit.any(axis=0)))
+    return moment > schema.MNIST_MAX_OFFSET_HALVES * int(x.sum()) and side <= schema.MNIST_FIT + 1
+
+
+def _extent(lit: np.ndarray) -> int:
+    where = np.flatnonzero(lit)
+    return int(where[-1] - where[0] + 1) if len(where) else 0
 
 
 def to_mnist_pixels(array: np.ndarray) -> np.ndarray:

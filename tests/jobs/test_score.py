@@ -228,6 +228,24 @@ def _reachable_from_the_corner(free: np.ndarray) -> np.ndarray:
     return seen
 
 
+def test_a_digit_shifted_in_a_28x28_image_is_shifted_back_and_nothing_else():
+    centred = np.zeros((28, 28), np.uint8)
+    centred[6:22, 10:18] = 255  # a 16x8 block, its centre of mass at the centre
+    centred[8:20, 12:16] = 90
+    shifted = np.zeros_like(centred)
+    shifted[1:17, 16:24] = centred[6:22, 10:18]  # 5 up, 6 right, still on a black border
+    for pixels in (centred, shifted):
+        np.testing.assert_array_equal(digit_image.normalise_digit(pixels[..., None]), centred)
+        np.testing.assert_array_equal(images.to_mnist_pixels(pixels[..., None]), centred)
+    # A mark across the image is not a shifted digit: no shift, no other change.
+    marked = centred.copy()
+    marked[24, 1:27] = 255
+    np.testing.assert_array_equal(digit_image.normalise_digit(marked[..., None]), marked)
+    assert images.is_mnist_shaped(marked[..., None]) and not images.is_mnist_shaped(
+        shifted[..., None]
+    )
+
+
 def test_paper_grain_does_not_widen_the_crop():
     # The same dark bar on grainy off-white paper: its box is the bar's, not the page's,
     # so it is fitted to 20 px high as on clean paper (grain above the paper's lower
