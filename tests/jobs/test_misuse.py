@@ -305,16 +305,18 @@ def test_links_never_loop_and_each_file_is_scored_once(tiny_model, tmp_path):
 
 
 def test_a_file_rewritten_with_the_same_size_is_rescored(tiny_model, tmp_path, capsys):
+    """A scan corrected in place (here flipped) with the same size: stored without
+    compression, a PNG's size depends on its dimensions alone."""
     [path] = _pngs(tmp_path / "in", 1)
+    pixels = np.asarray(Image.open(path))
+    Image.fromarray(pixels).save(path, "PNG", compress_level=0)
     assert _score(tiny_model, path, tmp_path / "out") == 0
     first = _predictions(tmp_path / "out" / f"dt={DATE}")[0]["input_sha256"]
-    data = bytearray(path.read_bytes())
-    pixels = np.asarray(Image.open(io.BytesIO(bytes(data))))
-    corrected = Image.fromarray(np.ascontiguousarray(pixels[::-1]))
+    data = path.read_bytes()
     buffer = io.BytesIO()
-    corrected.save(buffer, "PNG")
+    Image.fromarray(np.ascontiguousarray(pixels[::-1])).save(buffer, "PNG", compress_level=0)
     rewritten = buffer.getvalue()
-    assert len(rewritten) == len(data) and rewritten != bytes(data)
+    assert len(rewritten) == len(data) and rewritten != data
     stat = path.stat()
     path.write_bytes(rewritten)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
