@@ -78,7 +78,8 @@ def build_strong(config: TrainConfig) -> keras.Model:
     return keras.Model(inputs, outputs, name="strong")
 
 
-BUILDERS = {"seed": build_seed, "strong": build_strong}
+# robust is the strong network trained with damaged digits (model/damage.py).
+BUILDERS = {"seed": build_seed, "strong": build_strong, "robust": build_strong}
 
 
 def build(config: TrainConfig) -> keras.Model:

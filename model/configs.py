@@ -35,6 +35,9 @@ class TrainConfig:
     # Outlier exposure (model/outliers.py): not-a-digit images, as a share of the training
     # digits, mixed into every batch with a uniform target.
     outlier_share: float = 0.0
+    # Damaged training digits (model/damage.py), with their labels, as a share of the
+    # training digits, mixed into every batch.
+    damage_share: float = 0.0
     # A labelled folder's digits (digits preprocess --labelled) weigh this much in the loss
     # against MNIST's 1: a few hundred answers against 55,000 MNIST digits need the weight.
     labelled_weight: float = 5.0
@@ -61,6 +64,19 @@ RECIPES = {
         one_cycle=True,
         keep_best_on_validation=True,
         outlier_share=0.1,
+    ),
+    # strong, and damaged digits in every batch; no label smoothing (it squeezes the
+    # confidences of right and wrong predictions together, so fewer can be accepted).
+    "robust": dict(
+        epochs=14,
+        batch_size=128,
+        learning_rate=2e-3,
+        augment=True,
+        dropout=0.4,
+        one_cycle=True,
+        keep_best_on_validation=True,
+        outlier_share=0.1,
+        damage_share=0.25,
     ),
 }
 

@@ -242,24 +242,38 @@ def split_pixels(
     return np.concatenate(chunks)[:limit]
 
 
-def _negative_batches(negatives, per_batch: int, seed: int) -> tf.data.Dataset:
-    uniform = tf.fill([schema.NUM_CLASSES], 1.0 / schema.NUM_CLASSES)
+@dataclass(frozen=True)
+class Pool:
+    """Images mixed into every training batch: uint8 [m, 28, 28] with their targets
+    (float [m, 10]: a uniform one for not-a-digit images, one-hot for damaged digits),
+    `per_batch` of them in each batch, reshuffled each pass."""
+
+    images: np.ndarray
+    targets: np.ndarray
+    per_batch: int
+
+    @classmethod
+    def not_digits(cls, images: np.ndarray, per_batch: int) -> Pool:
+        uniform = np.full((len(images), schema.NUM_CLASSES), 1.0 / schema.NUM_CLASSES)
+        return cls(images, uniform.astype(np.float32), per_batch)
+
+    @classmethod
+    def digits(cls, images: np.ndarray, labels: np.ndarray, per_batch: int) -> Pool:
+        return cls(images, np.eye(schema.NUM_CLASSES, dtype=np.float32)[labels], per_batch)
+
+
+def _pool_batches(pool: Pool, seed: int) -> tf.data.Dataset:
     return (
-        tf.data.Dataset.from_tensor_slices(negatives)
-        .shuffle(len(negatives), seed=seed, reshuffle_each_iteration=True)
+        tf.data.Dataset.from_tensor_slices((pool.images, pool.targets))
+        .shuffle(len(pool.images), seed=seed, reshuffle_each_iteration=True)
         .repeat()
-        .batch(per_batch)
-        .map(
-            lambda x: (
-                tf.cast(x, tf.float32)[..., None] / schema.PIXEL_MAX,
-                tf.broadcast_to(uniform, [tf.shape(x)[0], schema.NUM_CLASSES]),
-            )
-        )
+        .batch(pool.per_batch)
+        .map(lambda x, y: (tf.cast(x, tf.float32)[..., None] / schema.PIXEL_MAX, y))
     )
 
 
 def _append(digits, negatives):
-    """Appends a batch of negatives (weight 1 when the digits carry weights)."""
+    """Appends a pool's batch (weight 1 when the digits carry weights)."""
     joined = (
         tf.concat([digits[0], negatives[0]], axis=0),
         tf.concat([digits[1], negatives[1]], axis=0),
@@ -292,23 +306,23 @@ def supervised(
     batch_size: int,
     *,
     device: str | None = None,
-    negatives=None,
-    negatives_per_batch: int = 0,
+    pools: tuple[Pool, ...] = (),
     labelled_weight: float | None = None,
     **kw,
 ):
     """(images, one-hot labels) batches, prefetched (onto `device`, e.g. '/gpu:0', if given).
-    With `negatives` (uint8 [m, 28, 28], model.outliers), every batch also gets
-    `negatives_per_batch` of them, reshuffled each pass, with a uniform target. With
+    Every batch also gets `per_batch` images of each of `pools` (not-a-digit images of
+    model.outliers with a uniform target, damaged digits of model.damage). With
     `labelled_weight`, batches carry loss weights too (see `weighted`)."""
     to_pairs = to_supervised if labelled_weight is None else weighted(labelled_weight)
     dataset = records(data_dir, split, batch_size, **kw).map(
         to_pairs, num_parallel_calls=tf.data.AUTOTUNE
     )
-    if negatives is not None and negatives_per_batch > 0:
-        dataset = tf.data.Dataset.zip(
-            dataset, _negative_batches(negatives, negatives_per_batch, kw.get("seed", 0))
-        ).map(_append, num_parallel_calls=tf.data.AUTOTUNE)
+    for pool in pools:
+        if pool.per_batch > 0 and len(pool.images):
+            dataset = tf.data.Dataset.zip(dataset, _pool_batches(pool, kw.get("seed", 0))).map(
+                _append, num_parallel_calls=tf.data.AUTOTUNE
+            )
     if device:
         return dataset.apply(tf.data.experimental.prefetch_to_device(device))
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from common import files, ownership, schema
 from common.progress import Steps
-from model import calibration, cnn, data, export, outliers, serving
+from model import calibration, cnn, damage, data, export, outliers, serving
 from model.configs import TrainConfig
 from training import calibrate as calibrate_step
 from training import folder
@@ -278,11 +278,17 @@ def make_inputs(
     config: TrainConfig, dataset: data.LocalDataset, plan: DevicePlan
 ) -> dict[str, tf.data.Dataset]:
     """The three splits as (images, one-hot labels) batches; only train is shuffled, and
-    only train gets the recipe's not-a-digit images (outlier exposure)."""
+    only train gets the recipe's not-a-digit images (outlier exposure) and damaged digits."""
+    pools = []
     negatives = outlier_pool(config, dataset)
-    per_batch = round(config.batch_size * config.outlier_share)
+    if negatives is not None:
+        per_batch = round(config.batch_size * config.outlier_share)
+        pools.append(data.Pool.not_digits(negatives, per_batch))
+    if config.damage_share > 0:
+        per_batch = round(config.batch_size * config.damage_share)
+        pools.append(data.Pool.digits(*damage_pool(config, dataset), per_batch))
     labelled = len(data.sources(dataset.manifest)) > 1 and config.labelled_weight != 1
-    train_extra = {"negatives": negatives, "negatives_per_batch": per_batch}
+    train_extra = {"pools": tuple(pools)}
     if labelled:
         train_extra["labelled_weight"] = config.labelled_weight
     return {
@@ -300,6 +306,19 @@ def make_inputs(
         )
         for split in schema.SPLITS
     }
+
+
+def damage_pool(config: TrainConfig, dataset: data.LocalDataset):
+    """model.damage's damaged digits, as many as damage_share of the training split, made
+    from its MNIST digits with their labels."""
+    records = data.records(dataset.path, "train", 1024, manifest=dataset.manifest, verify=False)
+    digits, labels = [], []
+    for batch in records:
+        mnist = batch[schema.SOURCE_KEY].numpy() == schema.MNIST_SOURCE.encode()
+        digits.append(data.to_pixels(batch[schema.IMAGE_KEY].numpy()[mnist]))
+        labels.append(batch[schema.LABEL_KEY].numpy()[mnist])
+    count = max(1, round(data.split_size(dataset.manifest, "train") * config.damage_share))
+    return damage.pool(np.concatenate(digits), np.concatenate(labels), count, config.seed)
 
 
 def outlier_pool(config: TrainConfig, dataset: data.LocalDataset):

@@ -62,6 +62,39 @@ def test_strong_recipe_mixes_not_a_digit_images_with_a_uniform_target(tiny_datas
     assert training.outlier_pool(recipe("seed"), dataset) is None  # the notebook's recipe: none
 
 
+def test_robust_recipe_mixes_damaged_digits_with_their_own_labels(tiny_dataset):
+    from model import damage
+
+    config = recipe("robust", batch_size=40)
+    manifest = data.read_manifest(str(tiny_dataset))
+    dataset = data.LocalDataset(str(tiny_dataset), str(tiny_dataset), manifest, verified=True)
+    images, labels = training.damage_pool(config, dataset)
+    n_train = manifest["splits"]["train"]["records"]
+    assert images.dtype == np.uint8 and len(images) == len(labels) == round(0.25 * n_train)
+    digits, digit_labels = _train_digits(tiny_dataset), _train_labels(tiny_dataset)
+    again = damage.pool(digits, digit_labels, len(images), config.seed)
+    np.testing.assert_array_equal(images, again[0])  # seeded
+    # each keeps the label of the digit it was made from, and is damaged
+    chosen = np.random.default_rng([config.seed, 11]).choice(n_train, len(images), replace=False)
+    np.testing.assert_array_equal(labels, digit_labels[chosen])
+    assert (images != digits[chosen]).any(axis=(1, 2)).mean() > 0.9
+    splits = training.make_inputs(config, dataset, training.plan_devices([], "float32", False))
+    batch, targets = next(iter(splits["train"]))
+    assert batch.shape[0] == 40 + 4 + 10  # digits, not-a-digit images, damaged digits
+    np.testing.assert_allclose(targets.numpy()[40:44], 0.1)
+    assert set(targets.numpy()[44:].max(axis=1)) == {1.0}
+    assert next(iter(splits["validation"]))[0].shape[0] == 40  # never in validation
+
+
+def test_every_kind_of_damage_changes_a_digit_and_keeps_its_format(tiny_dataset):
+    from model import damage
+
+    digit = _train_digits(tiny_dataset)[0]
+    for name, kind in damage.KINDS.items():
+        out = np.clip(np.round(kind(digit, np.random.default_rng(0))), 0, 255)
+        assert out.shape == (28, 28) and not np.array_equal(out, digit), name
+
+
 def test_outlier_pool_has_every_kind_drawn_and_is_seeded(tiny_dataset):
     from model import outliers
 
@@ -95,6 +128,12 @@ def test_images_made_by_a_generator_are_normalised_in_order_as_scored_images_are
 def _train_digits(dataset_dir) -> np.ndarray:
     first = next(iter(data.records(str(dataset_dir), "train", 5000, verify=False)))
     return np.round(first[schema.IMAGE_KEY].numpy()[..., 0] * 255).astype(np.uint8)
+
+
+def _train_labels(dataset_dir) -> np.ndarray:
+    return next(iter(data.records(str(dataset_dir), "train", 5000, verify=False)))[
+        schema.LABEL_KEY
+    ].numpy()
 
 
 def test_configuration_errors_name_the_flag():
