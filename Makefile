@@ -14,7 +14,7 @@ AIRFLOW_VENV ?= .venv-airflow
 
 PROMOTED ?= $(OUT)/promoted
 
-.PHONY: setup airflow-env run test lint bench bench-run bench-scale bench-trust bench-loop retrain clean
+.PHONY: setup airflow-env run test lint bench bench-run bench-scale bench-trust bench-recipes bench-loop retrain clean
 
 setup: $(VENV)/.installed
 
@@ -81,6 +81,14 @@ bench: setup
 bench-trust: setup
 	test -f $(OUT)/data/manifest.json || $(VENV)/bin/digits preprocess --output $(OUT)/data
 	$(PY) -m bench.trust_bench --data $(OUT)/data
+
+# The recipes side by side (seed, strong, robust with three seeds): accepted share, error
+# among accepted, corruptions, low resolution, not-a-digit figures, training time, scoring
+# throughput (about 2 hours on 2 cores). RECIPES_COMPARED=seed,robust for fewer.
+RECIPES_COMPARED ?= seed,strong,robust
+bench-recipes: setup
+	test -f $(OUT)/data/manifest.json || $(VENV)/bin/digits preprocess --output $(OUT)/data
+	$(PY) -m bench.recipes_bench --data $(OUT)/data --recipes $(RECIPES_COMPARED)
 
 # The review loop: score an in-house night, answer its review queue through the review
 # page's HTTP interface, retrain with the answers, score held-out digits (seed and strong;

@@ -1,0 +1,141 @@
+"""The recipes side by side, in one run: what each buys in accepted digits, robustness and
+time (issue 21's figures):
+
+    python -m bench.recipes_bench --data out/data [--models out/bench/recipes]
+        [--recipes seed,strong,robust] [--seeds 0,1,2]
+
+Each recipe is trained with seed 0 (the last one named, the candidate, with every seed of
+--seeds) into MODELS/<recipe>-<seed> and judged by `digits evaluate` with the default
+suites (2,000 test digits per corruption, 200 images per not-a-digit kind). Printed per
+recipe: test accuracy (the median over its seeds), the share of MNIST's test digits
+accepted at the default target by every check and by the confidence threshold alone, the
+error among the accepted, mean and worst corruption accuracy, the worst low-resolution
+shortfall against a plain resize, the not-a-digit figures, training time end to end; then
+scoring throughput of the candidate against the one before it (the same PNG files,
+alternating, median of the pairs' ratios). A model already trained and judged in MODELS
+is reused, with the training time its run measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+
+from bench.common import save, timed
+from bench.score_bench import ensure_pngs
+from bench.trust_bench import pipeline_seconds
+
+
+def trained(data_dir: str, models_dir: str, recipe: str, seed: int) -> tuple[str, float]:
+    """The model folder and the wall seconds its training took (measured once)."""
+    model = os.path.join(models_dir, f"{recipe}-{seed}")
+    clock = model + ".seconds"
+    if not os.path.exists(os.path.join(model, "metrics.json")):
+        seconds = timed([sys.executable, "-m", "jobs.train", "--data", data_dir, "--output",
+                         model, "--recipe", recipe, "--seed", str(seed)])  # fmt: skip
+        with open(clock, "w") as handle:
+            handle.write(f"{seconds}\n")
+    with open(clock) as handle:
+        return model, float(handle.read())
+
+
+def judged(data_dir: str, model: str) -> dict:
+    report = model + "-report"
+    if not os.path.exists(os.path.join(report, "evaluation.json")):
+        timed([sys.executable, "-m", "jobs.evaluate", "--data", data_dir, "--model", model,
+               "--output", report])  # fmt: skip
+    with open(os.path.join(report, "evaluation.json")) as handle:
+        return json.load(handle)
+
+
+def figures(evaluation: dict, seconds: float) -> dict:
+    c, r = evaluation["calibration"], evaluation["robustness"]
+    corruptions = {k: v["accuracy"] for k, v in r["corruptions"]["per_corruption"].items()}
+    worst = min(corruptions, key=corruptions.get)
+    kinds = r["not_a_digit"]["per_kind"]
+    return {
+        "test_accuracy": evaluation["accuracy"],
+        "accepted": c["test_statuses"]["accepted"] / sum(c["test_statuses"].values()),
+        "accepted_by_threshold": c["test_at_threshold"]["accepted_share"],
+        "error_among_accepted": c["test_at_threshold"]["error_among_accepted"],
+        "mean_corruption": r["corruptions"]["mean_accuracy"],
+        "worst_corruption": [worst, corruptions[worst]],
+        "low_resolution_shortfall_points": r["low_resolution"]["worst_shortfall_points"],
+        "worst_not_accepted": min(v["not_accepted"] for v in kinds.values()),
+        "digits_called_not_a_digit": c["test_not_a_digit_share"],
+        "training_seconds": seconds,
+    }
+
+
+def recipe_figures(data_dir: str, models_dir: str, recipe: str, seeds: list[int]) -> dict:
+    runs = []
+    for seed in seeds:
+        model, seconds = trained(data_dir, models_dir, recipe, seed)
+        runs.append(figures(judged(data_dir, model), seconds))
+    median = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "worst_corruption"}
+    median["worst_corruption"] = min((r["worst_corruption"] for r in runs), key=lambda w: w[1])
+    return {"seeds": seeds, "runs": runs, "median": median}
+
+
+def print_figures(recipe: str, result: dict) -> None:
+    m, n = result["median"], len(result["seeds"])
+    over = f" (median of {n} seeds)" if n > 1 else ""
+    print(
+        f"{recipe}{over}: test accuracy {m['test_accuracy']:.2%}; accepted {m['accepted']:.1%} "
+        f"of test digits ({m['accepted_by_threshold']:.1%} by the threshold alone, error "
+        f"among them {m['error_among_accepted']:.3%}); corruptions mean "
+        f"{m['mean_corruption']:.1%}, worst {m['worst_corruption'][0]} "
+        f"{m['worst_corruption'][1]:.1%}; low resolution at worst "
+        f"{m['low_resolution_shortfall_points']:.1f} points short of a plain resize; "
+        f"not-a-digit: worst kind {m['worst_not_accepted']:.1%} "
+        f"not accepted, {m['digits_called_not_a_digit']:.2%} of digits called not_a_digit; "
+        f"training {m['training_seconds']:.0f} s",
+        flush=True,
+    )
+
+
+def throughput_ratio(candidate: str, before: str, data_dir: str, count: int, pairs: int) -> dict:
+    """Scoring the same PNGs with both models, alternating; candidate/before in images per
+    second, the median of the pairs run back to back."""
+    paths = ensure_pngs(data_dir)[:count]
+    ratios = []
+    with tempfile.TemporaryDirectory() as folder:
+        for path in paths:
+            os.link(path, os.path.join(folder, os.path.basename(path)))
+        for i in range(pairs):
+            order = (candidate, before) if i % 2 == 0 else (before, candidate)
+            seconds = {m: pipeline_seconds(m, folder + "/*.png", screened=True) for m in order}
+            ratios.append(seconds[before] / seconds[candidate])
+    ratio = statistics.median(ratios)
+    print(f"scoring throughput, {os.path.basename(candidate)} / {os.path.basename(before)}: "
+          f"{ratio:.3f} (median of {pairs} pairs, {len(paths):,} PNGs)")  # fmt: skip
+    return {"ratio": ratio, "pairs": ratios, "images": len(paths)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default="out/data")
+    parser.add_argument("--models", default="out/bench/recipes")
+    parser.add_argument("--recipes", default="seed,strong,robust")
+    parser.add_argument("--seeds", default="0,1,2", help="the last recipe's seeds")
+    parser.add_argument("--pairs", type=int, default=4)
+    args = parser.parse_args(argv)
+    recipes, seeds = args.recipes.split(","), [int(s) for s in args.seeds.split(",")]
+    results = {}
+    for recipe in recipes:
+        chosen = seeds if recipe == recipes[-1] else seeds[:1]
+        results[recipe] = recipe_figures(args.data, args.models, recipe, chosen)
+        print_figures(recipe, results[recipe])
+    if len(recipes) > 1:
+        before, candidate = (os.path.join(args.models, f"{r}-{seeds[0]}") for r in recipes[-2:])
+        results["throughput"] = throughput_ratio(candidate, before, args.data, 20_000, args.pairs)
+    save("recipes", results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
