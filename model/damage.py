@@ -11,10 +11,12 @@ deliberately of other kinds or parameters than the evaluation's corruptions
 blurs with a Gaussian), smears of 3-4 and 8-9 pixels (the suite's motion blur: 7),
 Gaussian noise (the suite: Poisson and 4.5% salt and pepper), salt or pepper alone at
 1-2.5% or 7-9%, elastic warps, thicker and thinner strokes, faded ink on a shaded page, a
-reduction to 10-14 pixels and back (the suite: 8, 12 and 16), inverted rows (the suite
-inverts columns), a straight pen line 2-3 pixels wide (the suite: 1-pixel zigzags and
-dotted lines) and a small erased patch. Then the scorer's normalisation
-(model.digit_image), as a scored image would have it; the label stays the digit's.
+reduction to 10-14 pixels and back (the suite: 8, 12 and 16), an inverted band at a slant
+(the suite inverts upright columns), a tilt of 12-20 degrees (the suite: 25-45), a
+straight pen line 2-3 pixels wide (the suite: 1-pixel zigzags and dotted lines) and a
+small erased patch. Half are then scaled to a page of 30-44 pixels, and all go through
+the scorer's normalisation (model.digit_image), as a scored image would; the label stays
+the digit's.
 """
 
 from __future__ import annotations
@@ -99,11 +101,19 @@ def _pixelate(x, rng):
     return np.asarray(small.resize((SIZE, SIZE), Image.BICUBIC))
 
 
-def _inverted_rows(x, rng):
-    out = x.astype(np.float64).copy()
-    start, width = rng.integers(6, 20), rng.integers(2, 4)
-    out[start : start + width] = 255 - out[start : start + width]
-    return out
+def _inverted_band(x, rng):
+    """A band 1-4 pixels wide inverted across the image, at any angle but within 15 degrees
+    of upright (the suite's stripes are upright columns)."""
+    angle = np.radians(rng.uniform(15, 165))  # from the vertical
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE] - rng.uniform(8, 20, size=(2, 1, 1))
+    inside = np.abs(xx * np.cos(angle) - yy * np.sin(angle)) < rng.uniform(0.5, 2.0)
+    return np.where(inside, 255 - x.astype(np.float64), x)
+
+
+def _tilt(x, rng):
+    """A rotation of 12-20 degrees either way (training's augmentation: 10; the suite: 25-45)."""
+    angle = rng.choice([-1, 1]) * rng.uniform(12, 20)
+    return np.asarray(Image.fromarray(x).rotate(angle, Image.BILINEAR))
 
 
 def _pen_line(x, rng):
@@ -130,26 +140,38 @@ KINDS = {
     "thickness": _thickness,
     "faded": _faded,
     "pixelate": _pixelate,
-    "inverted_rows": _inverted_rows,
+    "inverted_band": _inverted_band,
+    "tilt": _tilt,
     "pen_line": _pen_line,
     "erased_patch": _erased_patch,
 }
 
 
 def damage(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """uint8 [28, 28] -> uint8 [28, 28]: a chain of one or two of KINDS."""
+    """uint8 [28, 28] -> uint8 [H, W]: a chain of one or two of KINDS; half of them then
+    scaled to a page of 30-44 pixels, so they take the normalisation's whole path, as a
+    scanned crop does (a 28x28 image on a black border passes it unchanged)."""
     x = np.asarray(digit, np.uint8)
     names = list(KINDS)
     for name in rng.choice(names, size=int(rng.integers(1, 3)), replace=False):
         x = np.clip(np.round(KINDS[name](x, rng)), 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        side = int(rng.integers(30, 45))
+        x = np.asarray(Image.fromarray(x).resize((side, side), Image.BILINEAR))
     return x
 
 
 def pool(digits: np.ndarray, labels: np.ndarray, count: int, seed: int = 0):
-    """`count` damaged training digits (drawn without replacement where there are enough)
-    and their labels: (uint8 [count, 28, 28] normalised like scored images, int [count])."""
+    """`count` damaged training digits and their labels: (uint8 [count, 28, 28] normalised
+    like scored images, int [count]). One whose damage left no ink the normalisation
+    finds (it returns a blank image, which is no digit) is left out and another drawn."""
     rng = np.random.default_rng([seed, 11])
     digits, labels = np.asarray(digits, np.uint8), np.asarray(labels)
-    chosen = rng.choice(len(digits), size=count, replace=count > len(digits))
-    made = (damage(digits[i], rng)[..., None] for i in chosen)
-    return normalise_all(made), labels[chosen]
+    images, kept = [], []
+    while sum(len(i) for i in images) < count:
+        chosen = rng.choice(len(digits), size=count, replace=count > len(digits))
+        made = normalise_all(damage(digits[i], rng)[..., None] for i in chosen)
+        inked = made.max(axis=(1, 2)) >= 128
+        images.append(made[inked])
+        kept.append(labels[chosen][inked])
+    return np.concatenate(images)[:count], np.concatenate(kept)[:count]
