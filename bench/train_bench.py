@@ -104,7 +104,7 @@ def bench_epochs(data_dir: str, epochs: int = 6) -> dict:
         "ratio_streamed_to_in_memory": median["streamed"] / median["in_memory"],
     }
     print(
-        f"seed epoch (55,000 images, batch 64), median of {epochs}: streamed from shards "
+        f"seed epoch ({n:,} images, batch 64), median of {epochs}: streamed from shards "
         f"{median['streamed']:.1f} s ({n / median['streamed']:,.0f} ex/s), in-memory NumPy "
         f"{median['in_memory']:.1f} s ({n / median['in_memory']:,.0f} ex/s); "
         f"ratio {result['ratio_streamed_to_in_memory']:.3f}"

@@ -2,7 +2,7 @@
 
 Locally (DirectRunner):
 
-    digits preprocess --output out/data [--source DIR] [--validation-size 5000]
+    digits preprocess --output out/data [--source DIR] [--validation-size 10000]
         [--labelled LABELS ...]       # image folders: LABELS/0/ ... LABELS/9/, not_a_digit/
     python -m jobs.preprocess --output out/data     # the same
 

@@ -39,7 +39,7 @@ class TrainConfig:
     # training digits, mixed into every batch.
     damage_share: float = 0.0
     # A labelled folder's digits (digits preprocess --labelled) weigh this much in the loss
-    # against MNIST's 1: a few hundred answers against 55,000 MNIST digits need the weight.
+    # against MNIST's 1: a few hundred answers against 50,000 MNIST digits need the weight.
     labelled_weight: float = 5.0
 
     def __post_init__(self):

@@ -215,7 +215,7 @@ def tiny_model(tmp_path_factory, tiny_dataset) -> Path:
     return made_once(tmp_path_factory, "tiny_model", make)
 
 
-# A target error a briefly trained model's 5,000 validation digits can vouch for: the 0.1%
+# A target error a briefly trained model's validation digits can vouch for: the 0.1%
 # default needs about 3,000 error-free ones under the bound rule, which a one-epoch model
 # reaches only in some runs.
 TEST_TARGET = ("--target-error", "0.005")

@@ -18,7 +18,7 @@ Variables it reads, or accept their defaults:
   runs it on the Airflow worker) and `digits_preprocess_args` (more `digits preprocess`
   options and Beam options, e.g. --project, --region,
   --temp_location for Dataflow);
-- `digits_train_args` (default `--recipe strong`) and `digits_gate_args` (extra `digits
+- `digits_train_args` (default `--recipe robust`) and `digits_gate_args` (extra `digits
   evaluate` options, e.g. floors: `--min-accuracy 0.99`).
 
 The tasks run the project's commands with the Python in $DIGITS_PYTHON (read at parse
@@ -84,7 +84,7 @@ with DAG(
     train = step(
         "train",
         f"jobs.train --data {RUN}/data --output {RUN}/model "
-        f"{var('digits_train_args', '--recipe strong')}",
+        f"{var('digits_train_args', '--recipe robust')}",
     )
     evaluate = step(
         "evaluate",

@@ -279,7 +279,7 @@ def test_mnist_dir_is_used_and_checked(tiny_mnist, tmp_path, monkeypatch):
 def test_real_mnist_end_to_end(mnist_dataset):
     manifest = json.loads((mnist_dataset / schema.MANIFEST_FILE).read_text())
     counts = {split: manifest["splits"][split]["records"] for split in schema.SPLITS}
-    assert counts == {"train": 55_000, "validation": 5_000, "test": 10_000}
+    assert counts == {"train": 50_000, "validation": 10_000, "test": 10_000}
     assert manifest["splits"]["test"]["labels"] == [
         980,
         1135,
@@ -307,7 +307,7 @@ def test_real_mnist_end_to_end(mnist_dataset):
     assert train["label"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert train["image"].min() == 0.0 and train["image"].max() == 1.0
     validation = _read_split(mnist_dataset, "validation")
-    assert validation["key"][0] == b"train-55000"
+    assert validation["key"][0] == b"train-50000"
     pixels = np.concatenate([train["image"], validation["image"]])
     assert pixels.mean() == pytest.approx(0.1307, abs=1e-4)
     assert pixels.std() == pytest.approx(0.3081, abs=1e-4)
@@ -317,7 +317,7 @@ def test_real_mnist_output_loads_with_tfds(mnist_dataset):
     import tensorflow_datasets as tfds
 
     builder = tfds.builder_from_directory(str(mnist_dataset))
-    assert builder.info.splits["train"].num_examples == 55_000
+    assert builder.info.splits["train"].num_examples == 50_000
     labels = [int(ex["label"]) for ex in builder.as_dataset(split="test").take(10)]
     assert labels == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     image = next(iter(builder.as_dataset(split="test", as_supervised=True)))[0]

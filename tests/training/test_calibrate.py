@@ -90,7 +90,7 @@ def _digests(folder) -> dict[str, str]:
 
 
 def test_train_calibrates_for_this_exact_model(mnist_model, mnist_dataset):
-    """Learned quality on the real MNIST: one epoch's 5,000 validation digits vouch for a
+    """Learned quality on the real MNIST: one epoch's 10,000 validation digits vouch for a
     0.5% error under the bound rule with thousands of digits to spare."""
     saved = files.read_json(str(mnist_model / schema.CALIBRATION_FILE))  # by digits train
     assert saved["model_id"] == serving.model_id(serving.keras_path(str(mnist_model)))
