@@ -52,32 +52,24 @@ class TrainConfig:
             raise ValueError(f"--labelled-weight must be above 0, got {self.labelled_weight}")
 
 
+_STRONG = dict(
+    epochs=14,
+    batch_size=128,
+    learning_rate=2e-3,
+    augment=True,
+    dropout=0.4,
+    label_smoothing=0.1,
+    one_cycle=True,
+    keep_best_on_validation=True,
+    outlier_share=0.1,
+)
+
 RECIPES = {
     "seed": dict(epochs=10, batch_size=64),
-    "strong": dict(
-        epochs=14,
-        batch_size=128,
-        learning_rate=2e-3,
-        augment=True,
-        dropout=0.4,
-        label_smoothing=0.1,
-        one_cycle=True,
-        keep_best_on_validation=True,
-        outlier_share=0.1,
-    ),
+    "strong": _STRONG,
     # strong, and damaged digits in every batch; no label smoothing (it squeezes the
     # confidences of right and wrong predictions together, so fewer can be accepted).
-    "robust": dict(
-        epochs=14,
-        batch_size=128,
-        learning_rate=2e-3,
-        augment=True,
-        dropout=0.4,
-        one_cycle=True,
-        keep_best_on_validation=True,
-        outlier_share=0.1,
-        damage_share=0.25,
-    ),
+    "robust": {**_STRONG, "label_smoothing": 0.0, "damage_share": 0.25},
 }
 
 

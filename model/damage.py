@@ -167,11 +167,12 @@ def pool(digits: np.ndarray, labels: np.ndarray, count: int, seed: int = 0):
     finds (it returns a blank image, which is no digit) is left out and another drawn."""
     rng = np.random.default_rng([seed, 11])
     digits, labels = np.asarray(digits, np.uint8), np.asarray(labels)
-    images, kept = [], []
-    while sum(len(i) for i in images) < count:
-        chosen = rng.choice(len(digits), size=count, replace=count > len(digits))
+    images, kept, missing = [], [], count
+    while missing > 0:  # after the first pass, only as many as came out blank
+        chosen = rng.choice(len(digits), size=missing, replace=missing > len(digits))
         made = normalise_all(damage(digits[i], rng)[..., None] for i in chosen)
         inked = made.max(axis=(1, 2)) >= 128
         images.append(made[inked])
         kept.append(labels[chosen][inked])
-    return np.concatenate(images)[:count], np.concatenate(kept)[:count]
+        missing -= int(inked.sum())
+    return np.concatenate(images), np.concatenate(kept)

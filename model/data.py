@@ -272,14 +272,14 @@ def _pool_batches(pool: Pool, seed: int) -> tf.data.Dataset:
     )
 
 
-def _append(digits, negatives):
+def _append(digits, pooled):
     """Appends a pool's batch (weight 1 when the digits carry weights)."""
     joined = (
-        tf.concat([digits[0], negatives[0]], axis=0),
-        tf.concat([digits[1], negatives[1]], axis=0),
+        tf.concat([digits[0], pooled[0]], axis=0),
+        tf.concat([digits[1], pooled[1]], axis=0),
     )
     if len(digits) == 3:
-        joined += (tf.concat([digits[2], tf.ones([tf.shape(negatives[0])[0]])], axis=0),)
+        joined += (tf.concat([digits[2], tf.ones([tf.shape(pooled[0])[0]])], axis=0),)
     return joined
 
 

@@ -4,9 +4,8 @@ Decoding is Pillow's (PNG and JPEG only), with the pixel count checked from the 
 before anything is decoded, so a decompression bomb is refused without using memory, and
 the EXIF Orientation tag applied (phones and scanners store pixels rotated and say so).
 Normalisation is model.digit_image.normalise_digit, the very function inside the exported
-SavedModel; MNIST-shaped images (28x28, one channel, black border, not shifted),
-which that
-function returns unchanged, skip the TensorFlow call here (`is_mnist_shaped` mirrors its
+SavedModel; MNIST-shaped images (28x28, one channel, black border, not shifted), which
+that function returns unchanged, skip the TensorFlow call here (`is_mnist_shaped` mirrors its
 rule and a test holds the two equal).
 """
 
