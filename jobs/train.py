@@ -47,6 +47,12 @@ def parse_args(argv) -> TrainRun:
     parser.add_argument("--epochs", type=int, help="default: the recipe's (seed 10, strong 14)")
     parser.add_argument("--batch-size", type=int, help="default: the recipe's (seed 64)")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed, help="random seed")
+    parser.add_argument(
+        "--members",
+        type=int,
+        help="networks trained side by side and averaged in the exported model (default: "
+        "1); training and scoring cost grow with it",
+    )
     add_data_options(parser)
     add_calibration_options(parser)
     parser.add_argument(
@@ -73,6 +79,7 @@ def parse_args(argv) -> TrainRun:
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
+        members=args.members,
         outlier_share=args.outlier_share,
         labelled_weight=args.labelled_weight,
     )

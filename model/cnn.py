@@ -3,9 +3,15 @@
 Inputs are float32 [batch, 28, 28, 1] in [0, 1] (the schema's normalisation); outputs
 are class probabilities [batch, 10]. The last layer computes in float32 even under mixed
 precision, so probabilities stay well-formed.
+
+With `members` above 1, `build` gives the members side by side, one output each (what
+training fits, one loss per member), and `averaged` the model that is exported: one
+input, the mean of the members' probabilities as its one output.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import keras
 from keras import layers
@@ -16,7 +22,7 @@ from model.configs import TrainConfig
 INPUT_SHAPE = (*schema.IMAGE_SHAPE, 1)
 
 
-def build_seed(config: TrainConfig) -> keras.Model:
+def build_seed(config: TrainConfig, name: str = "seed") -> keras.Model:
     """The notebook's CNN: 110,986 parameters."""
     return keras.Sequential(
         [
@@ -27,7 +33,7 @@ def build_seed(config: TrainConfig) -> keras.Model:
             layers.Flatten(),
             layers.Dense(schema.NUM_CLASSES, activation="softmax", dtype="float32"),
         ],
-        name="seed",
+        name=name,
     )
 
 
@@ -39,7 +45,7 @@ def _conv_bn(x, filters: int, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def build_strong(config: TrainConfig) -> keras.Model:
+def build_strong(config: TrainConfig, name: str = "strong") -> keras.Model:
     """Four 3x3 convolutions in three stages (28x28, 14x14, 7x7), batch norm after the last
     three, dropout and a dense layer on the flattened 7x7 maps; augmentation (rotation,
     zoom, shift) is active only while training."""
@@ -75,7 +81,7 @@ def build_strong(config: TrainConfig) -> keras.Model:
     outputs = layers.Dense(
         schema.NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities"
     )(x)
-    return keras.Model(inputs, outputs, name="strong")
+    return keras.Model(inputs, outputs, name=name)
 
 
 # robust is the strong network trained with damaged digits (model/damage.py).
@@ -83,4 +89,24 @@ BUILDERS = {"seed": build_seed, "strong": build_strong, "robust": build_strong}
 
 
 def build(config: TrainConfig) -> keras.Model:
-    return BUILDERS[config.model](config)
+    """The recipe's network; with several members, the members side by side (member_0 with
+    the recipe's seed, member_1 with the next, ...: their own initial weights, augmentation
+    and dropout), one output each."""
+    builder = BUILDERS[config.model]
+    if config.members == 1:
+        return builder(config)
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    members = [
+        builder(replace(config, seed=config.seed + i, members=1), name=f"member_{i}")
+        for i in range(config.members)
+    ]
+    return keras.Model(inputs, [member(inputs) for member in members], name="members")
+
+
+def averaged(model: keras.Model) -> keras.Model:
+    """A model of one output: itself, or the mean of its members' probabilities (the
+    same layers and weights, not a copy)."""
+    if len(model.outputs) == 1:
+        return model
+    mean = layers.Average(name="probabilities", dtype="float32")(model.outputs)
+    return keras.Model(model.inputs, mean, name="ensemble")

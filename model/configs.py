@@ -5,6 +5,9 @@ seed:   the original notebook, exactly. `digits train --data D --output M` (the 
 strong: `digits train --data D --output M --recipe strong`: batch norm, dropout, random
         rotations, zooms and shifts inside the model, one-cycle learning rate, 14 epochs,
         and not-a-digit images in every batch (outlier exposure, model/outliers.py).
+robust: `--recipe robust`, the one the gated retraining uses: strong's network and
+        schedule with damaged digits in every batch (model/damage.py), no label
+        smoothing. `--members 2` averages two such networks in one model.
 
 What each reaches, and how fast, is measured by `make bench` and written in one place:
 the README's "Measured figures".
@@ -41,11 +44,15 @@ class TrainConfig:
     # A labelled folder's digits (digits preprocess --labelled) weigh this much in the loss
     # against MNIST's 1: a few hundred answers against 50,000 MNIST digits need the weight.
     labelled_weight: float = 5.0
+    # An ensemble in one model: this many copies of the network (seeds seed, seed+1, ...),
+    # trained side by side on the same batches, each on its own loss; the exported model
+    # averages their probabilities (model.cnn.averaged).
+    members: int = 1
 
     def __post_init__(self):
         if self.model not in RECIPES:
             raise ValueError(f"--recipe {self.model!r}: choose one of {', '.join(RECIPES)}")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "members"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if not self.labelled_weight > 0:

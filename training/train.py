@@ -173,15 +173,23 @@ def compile_model(config: TrainConfig, plan: DevicePlan, steps_per_epoch: int) -
             initial_learning_rate=config.learning_rate / 10,
             warmup_target=config.learning_rate,
             warmup_steps=steps_per_epoch,
-            decay_steps=steps_per_epoch * (config.epochs - 1),
+            decay_steps=max(1, steps_per_epoch * (config.epochs - 1)),  # --epochs 1 too
         )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
+        # One loss per member (their sum is minimised: each member learns on its own).
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
+        metrics=["accuracy"] if config.members == 1 else [["accuracy"]] * config.members,
         jit_compile=plan.xla,
     )
     return model
+
+
+def for_members(dataset: tf.data.Dataset, members: int) -> tf.data.Dataset:
+    """Each batch's targets once per member (its loss weights, if any, serve them all)."""
+    if members == 1:
+        return dataset
+    return dataset.map(lambda images, targets, *weights: (images, (targets,) * members, *weights))
 
 
 def prepare_output(model_dir: str) -> bool:
@@ -243,7 +251,8 @@ def fit(
     steps: Steps,
 ) -> tuple[keras.Model, list[dict], int]:
     """The recipe's epochs (resumed where a killed run stopped) -> the chosen epoch's
-    weights in a float32 model, the per-epoch history and the chosen epoch."""
+    weights in a float32 model of one output (several members: their mean), the per-epoch
+    history and the chosen epoch."""
     n_train = data.split_size(dataset.manifest, "train")
     steps_per_epoch = math.ceil(n_train / config.batch_size)
     with make_strategy(plan).scope(), dtype_policy(plan.policy):
@@ -253,11 +262,12 @@ def fit(
     epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
     precision = "" if plan.policy == "float32" else f" in {plan.policy.replace('_', ' ')}"
     steps.start(f"training {config.model}, {epochs} of {n_train:,} digits{precision}")
-    model.fit(splits["train"], validation_data=splits["validation"], epochs=config.epochs,
-              callbacks=callbacks, verbose=2)  # fmt: skip
+    train, validation = (for_members(splits[s], config.members) for s in ("train", "validation"))
+    model.fit(train, validation_data=validation, epochs=config.epochs, callbacks=callbacks,
+              verbose=2)  # fmt: skip
     history = read_history(os.path.join(model_dir, schema.HISTORY_FILE))
     chosen = choose_epoch(model, config, history, os.path.join(model_dir, BEST_WEIGHTS))
-    return in_float32(model, config, plan, steps_per_epoch), history, chosen
+    return to_export(in_float32(model, config, plan, steps_per_epoch), config), history, chosen
 
 
 def record(config: TrainConfig, dataset: data.LocalDataset, model, plan: DevicePlan) -> dict:
@@ -386,6 +396,19 @@ def in_float32(
         copy = compile_model(config, plan, steps_per_epoch)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def to_export(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """The model every later step gets: one output (the members' mean), compiled for
+    evaluation."""
+    if config.members == 1:
+        return model
+    exported = cnn.averaged(model)
+    exported.compile(
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    return exported
 
 
 def evaluate_splits(model: keras.Model, splits: dict) -> dict[str, dict]:

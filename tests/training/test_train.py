@@ -374,6 +374,29 @@ def test_a_trained_model_folder_is_servable_without_evaluate(tiny_dataset, tmp_p
     assert len(rows) == 5 and all(row["status"] for row in rows)
 
 
+def test_members_are_trained_apart_and_exported_as_their_mean(tiny_dataset, tmp_path):
+    from tests.conftest import TEST_TARGET
+
+    model_dir = tmp_path / "model"
+    argv = ["--data", str(tiny_dataset), "--output", str(model_dir), "--recipe", "robust"]
+    argv += ["--members", "2", "--epochs", "1", "--batch-size", "32", *TEST_TARGET]
+    metrics = train.run([*argv, "--shape-check-epochs", "0"])
+    assert metrics["config"]["members"] == 2
+    single = cnn.build(recipe("robust", members=1)).count_params()
+    assert metrics["parameters"] == 2 * single
+    assert {"val_member_0_loss", "val_member_1_loss"} <= set(metrics["epochs"][0])
+    loaded = serving.load_model(str(model_dir))  # one file, safe mode, one output
+    assert loaded.output_shape == (None, 10)
+    first, second = loaded.get_layer("member_0"), loaded.get_layer("member_1")
+    images = data.split_pixels(str(tiny_dataset), "test", 64)[..., None] / 255.0
+    p0, p1 = first(images, training=False).numpy(), second(images, training=False).numpy()
+    assert np.abs(p0 - p1).max() > 0.01  # seeded apart: two opinions, not one twice
+    np.testing.assert_allclose(loaded(images, training=False).numpy(), (p0 + p1) / 2, atol=1e-6)
+    test = data.predict_split(loaded, str(tiny_dataset), "test")
+    accuracy = float((test.predicted == test.labels).mean())
+    assert metrics["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)  # the mean's
+
+
 def test_the_recipe_is_named_recipe_and_model_stays_a_folder(tiny_dataset, tmp_path, capsys):
     argv = ["--data", str(tiny_dataset), "--output", str(tmp_path / "m")]
     assert train.parse_args([*argv, "--recipe", "strong"]).recipe.model == "strong"
