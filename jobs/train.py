@@ -44,15 +44,7 @@ def parse_args(argv) -> TrainRun:
         "--recipe", default=TrainConfig.model, choices=sorted(RECIPES), help="the training recipe"
     )
     parser.add_argument("--model", dest="misnamed_recipe", help=argparse.SUPPRESS)
-    parser.add_argument("--epochs", type=int, help="default: the recipe's (seed 10, strong 14)")
-    parser.add_argument("--batch-size", type=int, help="default: the recipe's (seed 64)")
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed, help="random seed")
-    parser.add_argument(
-        "--members",
-        type=int,
-        help="networks trained side by side and averaged in the exported model (default: "
-        "1); training and scoring cost grow with it",
-    )
+    add_recipe_options(parser)
     add_data_options(parser)
     add_calibration_options(parser)
     parser.add_argument(
@@ -85,6 +77,19 @@ def parse_args(argv) -> TrainRun:
     )
     return TrainRun(
         args.data, args.output, config, calibration_from(args), args.precision, args.xla
+    )
+
+
+def add_recipe_options(parser) -> None:
+    """What replaces the recipe's own numbers."""
+    parser.add_argument("--epochs", type=int, help="default: the recipe's (seed 10, strong 14)")
+    parser.add_argument("--batch-size", type=int, help="default: the recipe's (seed 64)")
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed, help="random seed")
+    parser.add_argument(
+        "--members",
+        type=int,
+        help="networks trained side by side and averaged in the exported model (default: "
+        "1); training and scoring cost grow with it",
     )
 
 
