@@ -103,10 +103,8 @@ def build(config: TrainConfig) -> keras.Model:
     return keras.Model(inputs, [member(inputs) for member in members], name="members")
 
 
-def averaged(model: keras.Model) -> keras.Model:
-    """A model of one output: itself, or the mean of its members' probabilities (the
+def averaged(members: keras.Model) -> keras.Model:
+    """`build`'s members side by side -> one output, the mean of their probabilities (the
     same layers and weights, not a copy)."""
-    if len(model.outputs) == 1:
-        return model
-    mean = layers.Average(name="probabilities", dtype="float32")(model.outputs)
-    return keras.Model(model.inputs, mean, name="ensemble")
+    mean = layers.Average(name="probabilities", dtype="float32")(members.outputs)
+    return keras.Model(members.inputs, mean, name="ensemble")

@@ -165,6 +165,11 @@ def readable_weights(path: str) -> bool:
         return False
 
 
+def loss(config: TrainConfig) -> keras.losses.Loss:
+    """The notebook's categorical cross-entropy, with the recipe's label smoothing."""
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+
+
 def compile_model(config: TrainConfig, plan: DevicePlan, steps_per_epoch: int) -> keras.Model:
     model = cnn.build(config)
     learning_rate = config.learning_rate
@@ -177,8 +182,7 @@ def compile_model(config: TrainConfig, plan: DevicePlan, steps_per_epoch: int) -
         )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        # One loss per member (their sum is minimised: each member learns on its own).
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        loss=loss(config),  # one per member: their sum is minimised, each learns on its own
         metrics=["accuracy"] if config.members == 1 else [["accuracy"]] * config.members,
         jit_compile=plan.xla,
     )
@@ -404,10 +408,7 @@ def to_export(model: keras.Model, config: TrainConfig) -> keras.Model:
     if config.members == 1:
         return model
     exported = cnn.averaged(model)
-    exported.compile(
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-    )
+    exported.compile(loss=loss(config), metrics=["accuracy"])
     return exported
 
 
