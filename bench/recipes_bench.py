@@ -2,15 +2,17 @@
 time (issue 21's figures):
 
     python -m bench.recipes_bench --data out/data [--models out/bench/recipes]
-        [--recipes seed,strong,robust] [--seeds 0,1,2]
+        [--recipes seed,strong,robust] [--seeds 0,1,2] [--members 2]
 
 Each recipe is trained with seed 0 (the last one named, the candidate, with every seed of
---seeds) into MODELS/<recipe>-<seed> and judged by `digits evaluate` with the default
+--seeds, and with --members networks averaged in one model) into MODELS/<recipe>-<seed>
+(MODELS/<recipe>-x<members>-<seed> for an ensemble) and judged by `digits evaluate` with the default
 suites (2,000 test digits per corruption, 200 images per not-a-digit kind). Printed per
 recipe: test accuracy (the median over its seeds), the share of MNIST's test digits
 accepted at the default target by every check and by the confidence threshold alone, the
 error among the accepted, mean and worst corruption accuracy, the worst low-resolution
-shortfall against a plain resize, the not-a-digit figures, training time end to end; then
+shortfall against a plain resize, the not-a-digit figures, training time end to end (and
+its ratio to the first recipe's, the issue's cost cap is 6x seed's); then
 scoring throughput of the candidate against the one before it (the same PNG files,
 alternating, median of the pairs' ratios). A model already trained and judged in MODELS
 is reused, with the training time its run measured.
@@ -30,13 +32,20 @@ from bench.score_bench import ensure_pngs
 from bench.trust_bench import pipeline_seconds
 
 
-def trained(data_dir: str, models_dir: str, recipe: str, seed: int) -> tuple[str, float]:
+def folder_name(recipe: str, seed: int, members: int = 1) -> str:
+    return f"{recipe}-{seed}" if members == 1 else f"{recipe}-x{members}-{seed}"
+
+
+def trained(
+    data_dir: str, models_dir: str, recipe: str, seed: int, members: int = 1
+) -> tuple[str, float]:
     """The model folder and the wall seconds its training took (measured once)."""
-    model = os.path.join(models_dir, f"{recipe}-{seed}")
+    model = os.path.join(models_dir, folder_name(recipe, seed, members))
     clock = model + ".seconds"
     if not os.path.exists(os.path.join(model, "metrics.json")):
         seconds = timed([sys.executable, "-m", "jobs.train", "--data", data_dir, "--output",
-                         model, "--recipe", recipe, "--seed", str(seed)])  # fmt: skip
+                         model, "--recipe", recipe, "--seed", str(seed),
+                         "--members", str(members)])  # fmt: skip
         with open(clock, "w") as handle:
             handle.write(f"{seconds}\n")
     with open(clock) as handle:
@@ -71,19 +80,23 @@ def figures(evaluation: dict, seconds: float) -> dict:
     }
 
 
-def recipe_figures(data_dir: str, models_dir: str, recipe: str, seeds: list[int]) -> dict:
+def recipe_figures(
+    data_dir: str, models_dir: str, recipe: str, seeds: list[int], members: int = 1
+) -> dict:
     runs = []
     for seed in seeds:
-        model, seconds = trained(data_dir, models_dir, recipe, seed)
+        model, seconds = trained(data_dir, models_dir, recipe, seed, members)
         runs.append(figures(judged(data_dir, model), seconds))
     median = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "worst_corruption"}
     median["worst_corruption"] = min((r["worst_corruption"] for r in runs), key=lambda w: w[1])
-    return {"seeds": seeds, "runs": runs, "median": median}
+    return {"seeds": seeds, "members": members, "runs": runs, "median": median}
 
 
-def print_figures(recipe: str, result: dict) -> None:
+def print_figures(recipe: str, result: dict, first_seconds: float) -> None:
     m, n = result["median"], len(result["seeds"])
     over = f" (median of {n} seeds)" if n > 1 else ""
+    if result["members"] > 1:
+        recipe = f"{recipe} --members {result['members']}"
     print(
         f"{recipe}{over}: test accuracy {m['test_accuracy']:.2%}; accepted {m['accepted']:.1%} "
         f"of test digits ({m['accepted_by_threshold']:.1%} by the threshold alone, error "
@@ -93,7 +106,8 @@ def print_figures(recipe: str, result: dict) -> None:
         f"{m['low_resolution_shortfall_points']:.1f} points short of a plain resize; "
         f"not-a-digit: worst kind {m['worst_not_accepted']:.1%} "
         f"not accepted, {m['digits_called_not_a_digit']:.2%} of digits called not_a_digit; "
-        f"training {m['training_seconds']:.0f} s",
+        f"training {m['training_seconds']:.0f} s "
+        f"({m['training_seconds'] / first_seconds:.1f}x the first recipe's)",
         flush=True,
     )
 
@@ -122,16 +136,20 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="out/bench/recipes")
     parser.add_argument("--recipes", default="seed,strong,robust")
     parser.add_argument("--seeds", default="0,1,2", help="the last recipe's seeds")
+    parser.add_argument("--members", type=int, default=1, help="the last recipe's members")
     parser.add_argument("--pairs", type=int, default=4)
     args = parser.parse_args(argv)
     recipes, seeds = args.recipes.split(","), [int(s) for s in args.seeds.split(",")]
     results = {}
     for recipe in recipes:
-        chosen = seeds if recipe == recipes[-1] else seeds[:1]
-        results[recipe] = recipe_figures(args.data, args.models, recipe, chosen)
-        print_figures(recipe, results[recipe])
+        last = recipe == recipes[-1]
+        chosen, members = (seeds, args.members) if last else (seeds[:1], 1)
+        results[recipe] = recipe_figures(args.data, args.models, recipe, chosen, members)
+        first = results[recipes[0]]["median"]["training_seconds"]
+        print_figures(recipe, results[recipe], first)
     if len(recipes) > 1:
-        before, candidate = (os.path.join(args.models, f"{r}-{seeds[0]}") for r in recipes[-2:])
+        before = os.path.join(args.models, folder_name(recipes[-2], seeds[0]))
+        candidate = os.path.join(args.models, folder_name(recipes[-1], seeds[0], args.members))
         results["throughput"] = throughput_ratio(candidate, before, args.data, 20_000, args.pairs)
     save("recipes", results)
     return 0

@@ -4,6 +4,7 @@ Locally (DirectRunner):
 
     digits preprocess --output out/data [--source DIR] [--validation-size 10000]
         [--labelled LABELS ...]       # image folders: LABELS/0/ ... LABELS/9/, not_a_digit/
+        [--relabel corrections.csv]   # labels a person corrected: key,label,note
     python -m jobs.preprocess --output out/data     # the same
 
 On Dataflow (the same code; every Beam option passes through; README, "On Dataflow"):
@@ -62,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         "--validation-size",
         type=int,
         default=PreprocessConfig.validation_size,
-        help="last N training images form the validation split (default 5000)",
+        help="last N training images form the validation split (default 10000)",
     )
     parser.add_argument(
         "--num-shards",
@@ -89,7 +90,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_labelled_options(parser: argparse.ArgumentParser) -> None:
-    """A team's own labelled images, as the review page writes them."""
+    """A team's own labelled images, as the review page writes them, and corrections of
+    MNIST's own labels."""
+    parser.add_argument(
+        "--relabel",
+        metavar="CSV",
+        help="label corrections a person made (key,label,note: train-NNNNN,7,looks like a "
+        "7); local or gs://; test digits are never relabelled",
+    )
     parser.add_argument(
         "--labelled",
         action="append",

@@ -6,7 +6,8 @@ Output: `mnist-{train,validation,test}.tfrecord-SSSSS-of-NNNNN`, TFDS metadata
 With labelled folders (`--labelled DIR`, pipeline/labelled.py) their images join the
 shards of the split their digest picks, not-a-digit images go to
 `not_a_digit-<split>.tfrecord`, and `excluded.jsonl` says which
-files were left out and why.
+files were left out and why. With `--relabel FILE` (pipeline/relabel.py) the training
+digits a person found mislabelled get their corrected label.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pipeline
 from common import files, schema
 from common.progress import ProgressLog
 from common.startup import show_job_logs
-from pipeline import idx, labelled, output, sources
+from pipeline import idx, labelled, output, relabel, sources
 from pipeline.labelled import DEFAULT_SPLIT, Deduplicate, ReadLabelled
 from pipeline.transforms import (
     MergeLabelled,
@@ -54,6 +55,7 @@ class PreprocessConfig:
     progress_interval: float = 30.0  # seconds between progress lines
     labelled: tuple[str, ...] = ()  # image folders, one folder per class (pipeline/labelled.py)
     labelled_split: tuple[int, int, int] = DEFAULT_SPLIT  # percent train/val/test
+    relabel: str | None = None  # a CSV of label corrections (pipeline/relabel.py)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Plan:
     candidates: list[labelled.LabelledFile] = field(default_factory=list)
     misplaced: list[dict] = field(default_factory=list)
     listed: dict[str, int] = field(default_factory=dict)  # files per labelled source
+    corrections: relabel.Corrections | None = None
 
 
 def plan_sources(config: PreprocessConfig, source_dir: str) -> Plan:
@@ -74,11 +77,13 @@ def plan_sources(config: PreprocessConfig, source_dir: str) -> Plan:
     candidates, misplaced = labelled.list_labelled(config.labelled)
     listed = Counter(f.source for f in candidates) + Counter(r["source"] for r in misplaced)
     share = dict(zip(schema.SPLITS, config.labelled_split, strict=True))
-    specs, counts, shards = [], {}, {}
+    specs, counts, shards, corrections = [], {}, {}, None
     for source_split, (images, labels) in idx.MNIST_FILES.items():
         images_path = files.join(source_dir, images.name)
         labels_path = files.join(source_dir, labels.name)
         n_images = peek_pair(images_path, labels_path)
+        if config.relabel and source_split == relabel.SOURCE_SPLIT:
+            corrections = relabel.read(config.relabel, n_images)
         plans = []
         for split, (start, stop) in carve(source_split, n_images, config.validation_size).items():
             counts[split] = stop - start
@@ -87,7 +92,7 @@ def plan_sources(config: PreprocessConfig, source_dir: str) -> Plan:
             shards[split] = plans[-1].num_shards
         expected = (images, labels) if config.verify_digests else None
         specs.append(SplitSource(source_split, images_path, labels_path, expected, tuple(plans)))
-    return Plan(specs, counts, shards, candidates, misplaced, dict(listed))
+    return Plan(specs, counts, shards, candidates, misplaced, dict(listed), corrections)
 
 
 def peek_pair(images_path: str, labels_path: str) -> int:
@@ -136,6 +141,8 @@ def build(p: beam.Pipeline, config: PreprocessConfig, plan: Plan) -> None:
     progress = ProgressLog(images, config.progress_interval, unit="images")
     blocks, digests = p | "Sources" >> beam.Create(plan.specs) | "ReadIdx" >> ReadIdx(progress)
     records = blocks | "Normalise" >> Normalise()
+    if plan.corrections:
+        records = records | "Relabel" >> beam.Map(relabel.apply, plan.corrections)
     if config.labelled:
         records = (records, labelled_images(p, config, plan)) | "MergeLabelled" >> MergeLabelled()
     files_out = sum(plan.shards.values()) + len(schema.SPLITS)
@@ -198,6 +205,8 @@ def finalise(config: PreprocessConfig, plan: Plan, seconds: float) -> dict:
         output.write_tfds_metadata(config.output, shards, pipeline.DESCRIPTION)
     manifest = manifest_record(config, shards, facts, seconds)
     manifest.update(not_a_digit=negatives, labelled=accounts)
+    if plan.corrections:
+        manifest["relabelled"] = plan.corrections.record(validation_start=plan.counts["train"])
     files.delete(facts_path)
     files.delete(temp_dir(config.output), missing_ok=True)
     files.write_json(files.join(config.output, schema.MANIFEST_FILE), manifest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -195,6 +196,53 @@ def test_rerun_with_another_shard_count_replaces_the_output_whole(tiny_mnist, tm
     ]
     assert not [p for p in out.iterdir() if "temp" in p.name]
     assert _read_split(out, "train")["label"].size == 30
+
+
+def test_relabel_corrects_the_listed_training_digits_and_the_manifest_says_so(tiny_mnist, tmp_path):
+    # 40 training digits: train-00000..29 in train, train-00030..39 in validation.
+    _, labels = digit_like_images(40, seed=1)
+    corrections = tmp_path / "corrections.csv"
+    wanted = {3: (labels[3] + 1) % 10, 35: (labels[35] + 2) % 10}
+    corrections.write_text(
+        "key,label,note\n"
+        f"train-00003,{wanted[3]},looks like a {wanted[3]}\n"
+        f"train-00035,{wanted[35]},\n"
+    )
+    out = tmp_path / "out"
+    preprocess.run(["--source", str(tiny_mnist), "--output", str(out), *TINY,
+                    "--relabel", str(corrections)])  # fmt: skip
+    for split in ("train", "validation"):
+        read = _read_split(out, split)
+        for key, label in zip(read["key"], read["label"], strict=True):
+            index = int(key.decode().split("-")[1])
+            assert label == wanted.get(index, labels[index]), key
+    manifest = json.loads((out / schema.MANIFEST_FILE).read_text())
+    assert manifest["relabelled"]["labels_changed"] == {"train": 1, "validation": 1}
+    assert manifest["relabelled"]["sha256"] == hashlib.sha256(corrections.read_bytes()).hexdigest()
+    per_label = np.bincount([wanted.get(i, labels[i]) for i in range(30)], minlength=10)
+    assert manifest["splits"]["train"]["labels"] == per_label.tolist()
+
+
+@pytest.mark.parametrize(
+    "rows, expected",
+    [
+        ("train-00003,7,\ntest-00001,3,", "line 3: test-00001 is a test digit"),
+        ("train-00040,7,", "line 2: train-00040 is past the training file's 40 images"),
+        ("train-00003,seven,", "line 2: label 'seven' for train-00003: expected a digit"),
+        ("train-3,7,", "line 2: 'train-3' is not an MNIST training digit's key"),
+        ("train-00003,7,\ntrain-00003,1,", "line 3: train-00003 is listed twice"),
+    ],
+)
+def test_relabel_refuses_a_bad_corrections_file_naming_the_line(
+    tiny_mnist, tmp_path, capsys, rows, expected
+):
+    corrections = tmp_path / "c.csv"
+    corrections.write_text("key,label,note\n" + rows + "\n")
+    out = tmp_path / "out"
+    argv = ["--source", str(tiny_mnist), "--output", str(out), *TINY, "--relabel", str(corrections)]
+    code, err = _run_main(argv, capsys)
+    assert code == 2 and f"{corrections}, {expected}" in err
+    assert not out.exists()  # refused before anything is written
 
 
 def test_refuses_to_replace_a_folder_that_is_not_its_own(tiny_mnist, tmp_path, capsys):
