@@ -47,9 +47,12 @@ run: setup
 # Gated retraining, as deploy/airflow/digits_retraining_dag.py runs it: a candidate in
 # $(OUT)/retrain, promoted to $(PROMOTED) (what the nightly scorer reads) only if blessed.
 # LABELS: labelled image folders (digits review --labels), learnt from beside MNIST.
+# RELABEL: MNIST label corrections a person made (docs/data.md), e.g. docs/mnist-relabel.csv.
 LABELS ?=
+RELABEL ?=
 retrain: setup
-	$(VENV)/bin/digits preprocess --output $(OUT)/retrain/data $(foreach dir,$(LABELS),--labelled $(dir))
+	$(VENV)/bin/digits preprocess --output $(OUT)/retrain/data $(foreach dir,$(LABELS),--labelled $(dir)) \
+		$(if $(RELABEL),--relabel $(RELABEL))
 	$(VENV)/bin/digits train --data $(OUT)/retrain/data --output $(OUT)/retrain/model --recipe $(RECIPE) --epochs $(EPOCHS)
 	$(VENV)/bin/digits evaluate --data $(OUT)/retrain/data --model $(OUT)/retrain/model --output $(OUT)/retrain/report --baseline $(PROMOTED)
 	$(VENV)/bin/digits promote --candidate $(OUT)/retrain/model --to $(PROMOTED)
