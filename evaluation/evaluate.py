@@ -4,7 +4,8 @@ and the blessing; of the model folder it changes only blessing.json.
     results = evaluation.evaluate.run(EvaluateRun(data=..., model=..., output=...))
 
 load -> predict test (and the promoted baseline, on the same images) -> metrics -> the
-stored calibration measured on test (evaluation.calibration) -> robustness suites
+stored calibration measured on test (evaluation.calibration) -> the validation digits a
+person should check (evaluation.label_review) -> robustness suites
 (evaluation.robustness) -> the gate's blessing (evaluation.blessing) -> evaluation.json,
 pictures, model card (evaluation.report).
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 from common import files, ownership
 from common.progress import Steps
-from evaluation import blessing, calibration, report, robustness
+from evaluation import blessing, calibration, label_review, report, robustness
 from evaluation.gate import GateConfig
 from model import data, serving
 
@@ -55,17 +56,20 @@ def run(job: EvaluateRun) -> dict:
         if blessing.baseline_exists(job.baseline):  # the promoted model, same images
             steps.start("predicting the test split with the baseline model")
             baseline = data.predict_split(serving.load_model(job.baseline), dataset.path)
+        steps.start("predicting the validation split (the labels a person should check)")
+        validation = data.predict_split(model, dataset.path, "validation")
     results = report.classification_metrics(test.labels, test.probabilities)
     stored = files.read_json(serving.calibration_path(job.model))
     results["calibration"] = calibration.judge(test, stored)
     results["by_source"] = calibration.by_source(test, stored)
+    results["label_review"] = label_review.candidates(validation, stored["temperature"])
     steps.start("robustness suites (corruptions, not-a-digit inputs, scans)")
     predictor = serving.Predictor.of(model, screen)  # the scorer's, on the model loaded once
     results["robustness"] = robustness.evaluate(predictor, test, job.suites, steps)
     results["blessing"] = blessing.bless(job.gate, job.model, job.baseline, results, test, baseline)
     steps.start("writing the report")
     report.write_report(
-        job.output, model, training, results, test, dataset.manifest, job.suites.seed
+        job.output, model, training, results, test, dataset.manifest, job.suites.seed, validation
     )
     return results
 

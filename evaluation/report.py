@@ -1,11 +1,12 @@
 """The report `digits evaluate` writes: metrics, pictures and the model card (report.md).
 
     results = {**classification_metrics(test.labels, test.probabilities), ...}
-    write_report(output, model, training, results, test, manifest, suite_seed)
+    write_report(output, model, training, results, test, manifest, suite_seed, validation)
 
 evaluation.json holds the results as they are; confusion_matrix.png, misclassified.png,
 samples.png and reliability.png are drawn here, the robustness pictures in
-evaluation/robustness.py, and report.md gathers every section.
+evaluation/robustness.py, label_review.csv and .png in evaluation/label_review.py, and
+report.md gathers every section.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from common import files, schema  # noqa: E402
-from evaluation import blessing, calibration, robustness  # noqa: E402
+from evaluation import blessing, calibration, label_review, robustness  # noqa: E402
 from model.data import Split  # noqa: E402
 
 
@@ -156,11 +157,31 @@ Accuracy **{results["accuracy"]:.4f}**, loss {results["loss"]:.4f}; validation a
 ![misclassified test digits](misclassified.png)
 
 {calibration.card_section(results["calibration"])}
+{_label_review_text(results["label_review"], manifest)}
 {calibration.source_card_section(results["by_source"])}
 {robustness.card_section(results["robustness"])}
 {blessing.card_section(results["blessing"])}
 ## Limits
 {_limits_text(results["per_class"])}
+"""
+
+
+def _label_review_text(rows: list[dict], manifest: dict) -> str:
+    """Where the validation digits read as another digit are, and the labels corrected."""
+    relabelled = manifest.get("relabelled")
+    corrected = (
+        f" Validation labels corrected by a person: "
+        f"{relabelled['labels_changed']['validation']} (`{relabelled['file']}`)."
+        if relabelled
+        else ""
+    )
+    return f"""### Validation labels to check
+The {len(rows)} MNIST validation digits the model reads most confidently as another digit
+than their label are in `label_review.csv` and `label_review.png`; the first few decide
+the review threshold. Those a person finds mislabelled belong in a corrections file for
+`digits preprocess --relabel`.{corrected}
+
+![validation digits to check](label_review.png)
 """
 
 
@@ -247,9 +268,17 @@ def write_pictures(test: Split, results: dict, model_name: str, output: str) -> 
 
 
 def write_report(
-    output: str, model, training: dict, results: dict, test: Split, manifest: dict, seed: int
+    output: str,
+    model,
+    training: dict,
+    results: dict,
+    test: Split,
+    manifest: dict,
+    seed: int,
+    validation: Split,
 ) -> None:
-    """evaluation.json, the pictures and report.md into `output` (local or gs://)."""
+    """evaluation.json, the pictures, label_review.csv and report.md into `output` (local or
+    gs://)."""
     with report_folder(output) as local:
         with open(os.path.join(local, "evaluation.json"), "w") as handle:
             json.dump(
@@ -259,5 +288,6 @@ def write_report(
             )
         write_pictures(test, results, training["model"], local)
         robustness.write_pictures(test, seed, local, plot_digits)
+        label_review.write(local, validation, results["label_review"], plot_digits)
         with open(os.path.join(local, "report.md"), "w") as handle:
             handle.write(model_card(model, training, results, manifest))
