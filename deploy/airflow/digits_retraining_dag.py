@@ -10,6 +10,9 @@ Variables it reads, or accept their defaults:
   gs://; each as `digits review --labels` writes it, or any folder of 0/ ... 9/ and
   not_a_digit/): every run preprocesses them with MNIST (`--labelled`), so the answers
   people gave in the review page since the last run are learnt from (default: none);
+- `digits_relabel`: MNIST label corrections a person made (`digits preprocess --relabel`;
+  a path in `digits_repo` or gs://; default docs/mnist-relabel.csv, the project's own; an
+  empty value for none);
 - `digits_retrain`: where each run's dataset, candidate model and report go
   (default BUCKET/digits/retrain; one folder per run date);
 - `digits_model`: the promoted model, the very path the nightly scorer reads
@@ -53,6 +56,11 @@ LABELLED = (
     "{% for folder in var.value.get('digits_labels', '').split() %}"
     "--labelled {{ folder }} {% endfor %}"
 )
+# `--relabel FILE` unless the digits_relabel Variable is set empty.
+RELABEL = (
+    "{% set fixes = var.value.get('digits_relabel', 'docs/mnist-relabel.csv') %}"
+    "{% if fixes %}--relabel {{ fixes }} {% endif %}"
+)
 PROMOTED = var("digits_model", "gs://my-bucket/digits/model")
 EXIT_NOT_BLESSED = 5  # jobs/promote.py
 
@@ -79,7 +87,7 @@ with DAG(
         "preprocess",
         f"jobs.preprocess --source {var('digits_raw', 'gs://my-bucket/digits/raw')} "
         f"--output {RUN}/data --runner {var('digits_runner', 'DataflowRunner')} "
-        f"{LABELLED}{var('digits_preprocess_args', '')}",
+        f"{LABELLED}{RELABEL}{var('digits_preprocess_args', '')}",
     )
     train = step(
         "train",

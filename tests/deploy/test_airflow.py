@@ -134,9 +134,12 @@ def test_gated_retraining_promotes_a_blessed_model_and_skips_one_that_is_not(tmp
     write_labelled_folder(tmp_path / "answers", count=30, negatives=4)
     write_labelled_folder(tmp_path / "scans", count=20, seed=9, negatives=0)
     promoted = tmp_path / "promoted"
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text("key,label,note\ntrain-00550,3,\n")  # a validation digit (500-599)
     variables = {
         "digits_repo": str(REPO),
         "digits_raw": str(raw),
+        "digits_relabel": str(fixes),
         "digits_labels": f"{tmp_path / 'answers'} {tmp_path / 'scans'}",
         "digits_retrain": str(tmp_path / "retrain"),
         "digits_model": str(promoted),
@@ -158,6 +161,7 @@ def test_gated_retraining_promotes_a_blessed_model_and_skips_one_that_is_not(tmp
         "answers": 34,  # the images; answers.jsonl, the review page's log, is not data
         "scans": 20,
     }
+    assert manifest["relabelled"]["labels_changed"] == {"train": 0, "validation": 1}
 
     variables["digits_gate_args"] += " --min-accuracy 1.01"  # a candidate that cannot pass
     second = _run_dag(_airflow_env(tmp_path, variables), "2026-11-29", "digits_retraining_dag.py")

@@ -19,7 +19,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from common import schema
 from jobs import preprocess
-from pipeline import idx, output, sources
+from pipeline import idx, output, relabel, sources
 from pipeline.transforms import Normalise, ReadIdx, ShardPlan, SplitSource, ToExamples
 from tests.conftest import REPO, kill_job_when
 from tests.fakes import digit_like_images, write_idx
@@ -221,6 +221,14 @@ def test_relabel_corrects_the_listed_training_digits_and_the_manifest_says_so(ti
     assert manifest["relabelled"]["sha256"] == hashlib.sha256(corrections.read_bytes()).hexdigest()
     per_label = np.bincount([wanted.get(i, labels[i]) for i in range(30)], minlength=10)
     assert manifest["splits"]["train"]["labels"] == per_label.tolist()
+
+
+def test_the_projects_own_corrections_are_mnist_validation_digits_and_the_dag_uses_them():
+    path = REPO / "docs" / "mnist-relabel.csv"
+    corrections = relabel.read(str(path), 60_000)
+    assert corrections.per_split(validation_start=50_000) == {"train": 0, "validation": 4}
+    dag = (REPO / "deploy" / "airflow" / "digits_retraining_dag.py").read_text()
+    assert f"'{path.relative_to(REPO)}'" in dag  # the retraining's default, from digits_repo
 
 
 @pytest.mark.parametrize(
