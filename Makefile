@@ -47,9 +47,9 @@ run: setup
 # Gated retraining, as deploy/airflow/digits_retraining_dag.py runs it: a candidate in
 # $(OUT)/retrain, promoted to $(PROMOTED) (what the nightly scorer reads) only if blessed.
 # LABELS: labelled image folders (digits review --labels), learnt from beside MNIST.
-# RELABEL: MNIST label corrections a person made (docs/data.md), e.g. docs/mnist-relabel.csv.
+# RELABEL: MNIST label corrections a person made (docs/data.md); RELABEL= for none.
 LABELS ?=
-RELABEL ?=
+RELABEL ?= docs/mnist-relabel.csv
 retrain: setup
 	$(VENV)/bin/digits preprocess --output $(OUT)/retrain/data $(foreach dir,$(LABELS),--labelled $(dir)) \
 		$(if $(RELABEL),--relabel $(RELABEL))
