@@ -91,9 +91,11 @@ bench-trust: setup
 # CANDIDATE_MEMBERS=2 trains the last recipe as two networks averaged in one model.
 RECIPES_COMPARED ?= seed,strong,robust
 CANDIDATE_MEMBERS ?= 1
+# The dataset is the one the retraining makes: MNIST with RELABEL's label corrections.
 bench-recipes: setup
-	test -f $(OUT)/data/manifest.json || $(VENV)/bin/digits preprocess --output $(OUT)/data
-	$(PY) -m bench.recipes_bench --data $(OUT)/data --recipes $(RECIPES_COMPARED) \
+	test -f $(OUT)/recipes-data/manifest.json || $(VENV)/bin/digits preprocess \
+		--output $(OUT)/recipes-data $(if $(RELABEL),--relabel $(RELABEL))
+	$(PY) -m bench.recipes_bench --data $(OUT)/recipes-data --recipes $(RECIPES_COMPARED) \
 		--members $(CANDIDATE_MEMBERS)
 
 # The review loop: score an in-house night, answer its review queue through the review
