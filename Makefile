@@ -47,9 +47,9 @@ run: setup
 # Gated retraining, as deploy/airflow/digits_retraining_dag.py runs it: a candidate in
 # $(OUT)/retrain, promoted to $(PROMOTED) (what the nightly scorer reads) only if blessed.
 # LABELS: labelled image folders (digits review --labels), learnt from beside MNIST.
-# RELABEL: MNIST label corrections a person made (docs/data.md); RELABEL= for none.
+# RELABEL: MNIST label corrections a person made (docs/data.md), e.g. docs/mnist-relabel.csv.
 LABELS ?=
-RELABEL ?= docs/mnist-relabel.csv
+RELABEL ?=
 retrain: setup
 	$(VENV)/bin/digits preprocess --output $(OUT)/retrain/data $(foreach dir,$(LABELS),--labelled $(dir)) \
 		$(if $(RELABEL),--relabel $(RELABEL))
@@ -88,15 +88,14 @@ bench-trust: setup
 # The recipes side by side (seed, strong, robust with three seeds): accepted share, error
 # among accepted, corruptions, low resolution, not-a-digit figures, training time, scoring
 # throughput (about 2 hours on 2 cores). RECIPES_COMPARED=seed,robust for fewer;
-# CANDIDATE_MEMBERS=2 trains the last recipe as two networks averaged in one model.
+# CANDIDATE_MEMBERS=N trains the last recipe with N networks averaged in one model
+# (default: the recipe's own; robust has two).
 RECIPES_COMPARED ?= seed,strong,robust
-CANDIDATE_MEMBERS ?= 1
-# The dataset is the one the retraining makes: MNIST with RELABEL's label corrections.
+CANDIDATE_MEMBERS ?=
 bench-recipes: setup
-	test -f $(OUT)/recipes-data/manifest.json || $(VENV)/bin/digits preprocess \
-		--output $(OUT)/recipes-data $(if $(RELABEL),--relabel $(RELABEL))
-	$(PY) -m bench.recipes_bench --data $(OUT)/recipes-data --recipes $(RECIPES_COMPARED) \
-		--members $(CANDIDATE_MEMBERS)
+	test -f $(OUT)/data/manifest.json || $(VENV)/bin/digits preprocess --output $(OUT)/data
+	$(PY) -m bench.recipes_bench --data $(OUT)/data --recipes $(RECIPES_COMPARED) \
+		$(if $(CANDIDATE_MEMBERS),--members $(CANDIDATE_MEMBERS))
 
 # The review loop: score an in-house night, answer its review queue through the review
 # page's HTTP interface, retrain with the answers, score held-out digits (seed and strong;

@@ -5,8 +5,9 @@ time (issue 21's figures):
         [--recipes seed,strong,robust] [--seeds 0,1,2] [--members 2]
 
 Each recipe is trained with seed 0 (the last one named, the candidate, with every seed of
---seeds, and with --members networks averaged in one model) into MODELS/<recipe>-<seed>
-(MODELS/<recipe>-x<members>-<seed> for an ensemble) and judged by `digits evaluate` with the default
+--seeds, and with --members networks averaged in one model, if given, instead of the
+recipe's own count) into MODELS/<recipe>-<seed>
+(MODELS/<recipe>-x<members>-<seed> with --members) and judged by `digits evaluate` with the default
 suites (2,000 test digits per corruption, 200 images per not-a-digit kind). Printed per
 recipe: test accuracy (the median over its seeds), the share of MNIST's test digits
 accepted at the default target by every check and by the confidence threshold alone, the
@@ -32,20 +33,20 @@ from bench.score_bench import ensure_pngs
 from bench.trust_bench import pipeline_seconds
 
 
-def folder_name(recipe: str, seed: int, members: int = 1) -> str:
-    return f"{recipe}-{seed}" if members == 1 else f"{recipe}-x{members}-{seed}"
+def folder_name(recipe: str, seed: int, members: int | None = None) -> str:
+    return f"{recipe}-{seed}" if members is None else f"{recipe}-x{members}-{seed}"
 
 
 def trained(
-    data_dir: str, models_dir: str, recipe: str, seed: int, members: int = 1
+    data_dir: str, models_dir: str, recipe: str, seed: int, members: int | None = None
 ) -> tuple[str, float]:
     """The model folder and the wall seconds its training took (measured once)."""
     model = os.path.join(models_dir, folder_name(recipe, seed, members))
     clock = model + ".seconds"
     if not os.path.exists(os.path.join(model, "metrics.json")):
+        more = ["--members", str(members)] if members else []
         seconds = timed([sys.executable, "-m", "jobs.train", "--data", data_dir, "--output",
-                         model, "--recipe", recipe, "--seed", str(seed),
-                         "--members", str(members)])  # fmt: skip
+                         model, "--recipe", recipe, "--seed", str(seed), *more])  # fmt: skip
         with open(clock, "w") as handle:
             handle.write(f"{seconds}\n")
     with open(clock) as handle:
@@ -81,7 +82,7 @@ def figures(evaluation: dict, seconds: float) -> dict:
 
 
 def recipe_figures(
-    data_dir: str, models_dir: str, recipe: str, seeds: list[int], members: int = 1
+    data_dir: str, models_dir: str, recipe: str, seeds: list[int], members: int | None = None
 ) -> dict:
     runs = []
     for seed in seeds:
@@ -95,7 +96,7 @@ def recipe_figures(
 def print_figures(recipe: str, result: dict, first_seconds: float) -> None:
     m, n = result["median"], len(result["seeds"])
     over = f" (median of {n} seeds)" if n > 1 else ""
-    if result["members"] > 1:
+    if result["members"]:
         recipe = f"{recipe} --members {result['members']}"
     print(
         f"{recipe}{over}: test accuracy {m['test_accuracy']:.2%}; accepted {m['accepted']:.1%} "
@@ -136,14 +137,14 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="out/bench/recipes")
     parser.add_argument("--recipes", default="seed,strong,robust")
     parser.add_argument("--seeds", default="0,1,2", help="the last recipe's seeds")
-    parser.add_argument("--members", type=int, default=1, help="the last recipe's members")
+    parser.add_argument("--members", type=int, help="the last recipe's members (default: its own)")
     parser.add_argument("--pairs", type=int, default=4)
     args = parser.parse_args(argv)
     recipes, seeds = args.recipes.split(","), [int(s) for s in args.seeds.split(",")]
     results = {}
     for recipe in recipes:
         last = recipe == recipes[-1]
-        chosen, members = (seeds, args.members) if last else (seeds[:1], 1)
+        chosen, members = (seeds, args.members) if last else (seeds[:1], None)
         results[recipe] = recipe_figures(args.data, args.models, recipe, chosen, members)
         first = results[recipes[0]]["median"]["training_seconds"]
         print_figures(recipe, results[recipe], first)

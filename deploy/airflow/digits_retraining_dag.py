@@ -11,8 +11,7 @@ Variables it reads, or accept their defaults:
   not_a_digit/): every run preprocesses them with MNIST (`--labelled`), so the answers
   people gave in the review page since the last run are learnt from (default: none);
 - `digits_relabel`: MNIST label corrections a person made (`digits preprocess --relabel`;
-  a path in `digits_repo` or gs://; default docs/mnist-relabel.csv, the project's own; an
-  empty value for none);
+  a path in `digits_repo` or gs://; default: none; docs/data.md says what they cost);
 - `digits_retrain`: where each run's dataset, candidate model and report go
   (default BUCKET/digits/retrain; one folder per run date);
 - `digits_model`: the promoted model, the very path the nightly scorer reads
@@ -56,9 +55,9 @@ LABELLED = (
     "{% for folder in var.value.get('digits_labels', '').split() %}"
     "--labelled {{ folder }} {% endfor %}"
 )
-# `--relabel FILE` unless the digits_relabel Variable is set empty.
+# `--relabel FILE` when the digits_relabel Variable names one.
 RELABEL = (
-    "{% set fixes = var.value.get('digits_relabel', 'docs/mnist-relabel.csv') %}"
+    "{% set fixes = var.value.get('digits_relabel', '') %}"
     "{% if fixes %}--relabel {{ fixes }} {% endif %}"
 )
 PROMOTED = var("digits_model", "gs://my-bucket/digits/model")

@@ -379,7 +379,7 @@ def test_members_are_trained_apart_and_exported_as_their_mean(tiny_dataset, tmp_
 
     model_dir = tmp_path / "model"
     argv = ["--data", str(tiny_dataset), "--output", str(model_dir), "--recipe", "robust"]
-    argv += ["--members", "2", "--epochs", "1", "--batch-size", "32", *TEST_TARGET]
+    argv += ["--epochs", "1", "--batch-size", "32", *TEST_TARGET]  # robust: two members
     metrics = train.run([*argv, "--shape-check-epochs", "0"])
     assert metrics["config"]["members"] == 2
     single = cnn.build(recipe("robust", members=1)).count_params()
