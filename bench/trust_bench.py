@@ -89,18 +89,18 @@ def pipeline_seconds(model: str, paths_glob: str, screened: bool) -> float:
     """The scoring pipeline (digits score's own wiring) with or without the statuses."""
     import apache_beam as beam
 
-    from jobs import score
     from model.serving import Predictor, keras_path, model_id
+    from scoring import night
     from scoring.inputs import list_inputs
 
-    config = score.ScoreConfig(model=model, inputs=(paths_glob,), output="unused")
+    config = night.ScoreConfig(model=model, inputs=(paths_glob,), output="unused")
     identifier = model_id(keras_path(model))
     factory = functools.partial(Predictor, model, screened=screened)
     with tempfile.TemporaryDirectory() as staging:
         inputs = list_inputs(config.inputs, identifier, staging + "/lists", config.batch_size)
         started = time.perf_counter()
         with beam.Pipeline() as p:
-            score.build(p, config, identifier, inputs, staging, factory)
+            night.build(p, config, identifier, inputs, staging, factory)
         return time.perf_counter() - started
 
 
