@@ -13,7 +13,7 @@ recipe: test accuracy (the median over its seeds), the share of MNIST's test dig
 accepted at the default target by every check and by the confidence threshold alone, the
 error among the accepted, mean and worst corruption accuracy, the worst low-resolution
 shortfall against a plain resize, the not-a-digit figures, training time end to end (and
-its ratio to the first recipe's, the issue's cost cap is 6x seed's); then
+its ratio to the first recipe's: a recipe may cost at most 6x seed's); then
 scoring throughput of the candidate against the one before it (the same PNG files,
 alternating, median of the pairs' ratios). A model already trained and judged in MODELS
 is reused, with the training time its run measured.

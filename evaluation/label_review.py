@@ -60,7 +60,7 @@ def write(folder: str, validation: Split, rows: list[dict], plot_digits) -> None
     index = {key: i for i, key in enumerate(validation.keys)}
     picked = [index[row["key"]] for row in rows]
     plot_digits(
-        validation.images[picked] if picked else np.zeros((0, *schema.IMAGE_SHAPE)),
+        validation.images[picked],
         [f"{row['mnist_label']}→{row['read_as']} #{row['rank']}" for row in rows],
         os.path.join(folder, PICTURE_FILE),
         "Validation digits read as another digit than their label, most confident first "
