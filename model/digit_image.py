@@ -20,7 +20,8 @@ with 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels, it returns the ui
    opening wider than any stroke, so shading, fog and uneven light go too; on an even
    page never far above its border's level, so the wide soft strokes of a low-resolution
    digit scaled up stay whole) and its grain
-   (the median absolute deviation) cut away; what stands out is stretched so that the
+   (the median absolute deviation, of the page or of its border where that is lower, so a
+   blurred digit covering most of the page is not taken for paper) cut away; what stands out is stretched so that the
    stroke's core is full ink, whatever the ink's colour or the paper's tone. Nothing
    standing out by MIN_CONTRAST levels and 6 grain widths, or ink spanning less than
    MIN_EXTENT of the page's shorter side (specks): a blank page, returned blank.
@@ -120,13 +121,26 @@ def _paper_level(x: tf.Tensor) -> tf.Tensor:
     return tf.where(even, tf.minimum(background, paper + FLAT_BORDER), background)
 
 
+def _level_and_grain(values: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The median of a 1-D tensor and its spread (1.4826 x the median absolute deviation)."""
+    level = _median(values)
+    return level, 1.4826 * _median(tf.abs(values - level))
+
+
+def _paper_grain(above: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The paper's level and grain in [H, W] above the opening: of the whole page, or of
+    its border where that is lower, so a digit covering more than half the page (a
+    low-resolution digit scaled up, its strokes blurred wide) is not taken for paper."""
+    page_level, page_grain = _level_and_grain(tf.reshape(above, [-1]))
+    border_level, border_grain = _level_and_grain(_border(above))
+    return tf.minimum(page_level, border_level), tf.minimum(page_grain, border_grain)
+
+
 def _contrast(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Bright-on-dark gray (0-255) -> (ink in [0, 1] with the paper at 0, whether any)."""
     x = tf.ensure_shape(x, [None, None])
     above = x - _paper_level(x)
-    flat = tf.reshape(above, [-1])
-    level = _median(flat)  # the opening is the paper's lower envelope: its grain sits above
-    grain = 1.4826 * _median(tf.abs(flat - level))
+    level, grain = _paper_grain(above)
     lifted = tf.nn.relu(above - level)
     # The brightest 3x3 neighbourhood: a single hot pixel is not a stroke.
     peak = tf.reduce_max(tf.nn.avg_pool2d(lifted[None, ..., None], 3, 1, "SAME"))
