@@ -19,9 +19,9 @@ with 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels, it returns the ui
 5. Background and contrast: the paper's level under every pixel is subtracted (a grey
    opening wider than any stroke, so shading, fog and uneven light go too; on an even
    page never far above its border's level, so the wide soft strokes of a low-resolution
-   digit scaled up stay whole) and its grain
-   (the median absolute deviation, of the page or of its border where that is lower, so a
-   blurred digit covering most of the page is not taken for paper) cut away; what stands out is stretched so that the
+   digit scaled up stay whole) and its grain (the median absolute deviation, of the page
+   or of its border where that is lower, so a blurred digit covering most of the page is
+   not taken for paper) cut away; what stands out is stretched so that the
    stroke's core is full ink, whatever the ink's colour or the paper's tone. Nothing
    standing out by MIN_CONTRAST levels and 6 grain widths, or ink spanning less than
    MIN_EXTENT of the page's shorter side (specks): a blank page, returned blank.
