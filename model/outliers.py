@@ -63,7 +63,7 @@ LETTERS = {
     "X": [[(0, 0), (1, 1)], [(1, 0), (0, 1)]],
     "Y": [[(0, 0), (0.5, 0.5), (1, 0)], [(0.5, 0.5), (0.5, 1)]],
     "a": [[*_arc(0.45, 0.72, 0.45, 0.28, -20, 340)], [(0.95, 0.42), (0.95, 1)]],
-    "c": [_arc(0.55, 0.7, 0.45, 0.3, -50, 230 - 360, steps=11)],
+    "c": [_arc(0.55, 0.7, 0.45, 0.3, -50, -310, steps=11)],  # over the top, round the left
     "e": [
         [
             (0.05, 0.7),
@@ -108,7 +108,12 @@ LETTERS = {
 
 
 def _hand_letter(rng, digits) -> np.ndarray:
-    strokes = LETTERS[list(LETTERS)[rng.integers(len(LETTERS))]]
+    return hand_drawn(LETTERS[list(LETTERS)[rng.integers(len(LETTERS))]], rng)
+
+
+def hand_drawn(strokes, rng) -> np.ndarray:
+    """A letter's strokes (LETTERS) as a hand draws them: slanted, stretched, turned and
+    wobbled, with a pen 5-12 pixels wide; uint8 [_CANVAS, _CANVAS], ink bright."""
     image = Image.new("L", (_CANVAS, _CANVAS), 0)
     canvas = ImageDraw.Draw(image)
     slant, stretch = rng.uniform(-0.35, 0.35), rng.uniform(0.6, 1.3)

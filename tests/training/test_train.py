@@ -105,6 +105,22 @@ def test_outlier_pool_has_every_kind_drawn_and_is_seeded(tiny_dataset):
     assert not np.array_equal(pool, outliers.pool(digits, len(pool), seed=4))
 
 
+def test_a_hand_drawn_c_is_open_on_the_right_and_round_on_the_left():
+    # It once ended its arc at the top: the not-a-digit images held a flat arch, never a
+    # c, and a written c went on to be read as a confident 0.
+    from model import outliers
+
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        ink = outliers.hand_drawn(outliers.LETTERS["c"], rng) > 128
+        rows, cols = np.nonzero(ink)
+        top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
+        assert bottom - top > 0.6 * (right - left)  # as tall as it is round, not an arch
+        middle = (top + bottom) // 2
+        assert ink[middle, left : left + (right - left) // 3].any()  # round on the left
+        assert not ink[middle, (left + right) // 2 :].any()  # open on the right
+
+
 def test_images_made_by_a_generator_are_normalised_in_order_as_scored_images_are():
     """model.outliers feeds normalise_all a generator (drawing while the threads work)."""
     from model.digit_image import normalise_digit
