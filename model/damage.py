@@ -8,16 +8,16 @@ seen in training).
 Each image is a training digit under a chain of one or two operations drawn from KINDS,
 deliberately of other kinds or parameters than the evaluation's corruptions
 (evaluation.suites, which stays the judge and is never trained on): box blur (the suite
-blurs with a Gaussian), frosted glass (every pixel from one up to 1-2 pixels away, in
-one unblurred pass; the suite's glass blur swaps neighbours between Gaussian blurs),
-smears of 3-4 and 8-9 pixels (the suite's motion blur: 7), Gaussian noise (the suite:
-Poisson and 4.5% salt and pepper), salt or pepper alone at 1-2.5% or 7-9%, elastic
-warps, thicker and thinner strokes, faded ink on a shaded page, a reduction to 10-14 pixels and back (the suite: 8, 12 and 16), an inverted band at a slant
-(the suite inverts upright columns), a tilt of 12-20 degrees (the suite: 25-45), a
-straight pen line 2-3 pixels wide (the suite: 1-pixel zigzags and dotted lines) and a
-small erased patch. Half are then scaled to a page of 30-44 pixels, and all go through
-the scorer's normalisation (model.digit_image), as a scored image would; the label stays
-the digit's.
+blurs with a Gaussian), frosted glass (every pixel from one up to 1-2 pixels away, in one
+unblurred pass; the suite's glass blur swaps neighbours between Gaussian blurs), smears of
+3-4 and 8-9 pixels (the suite's motion blur: 7), Gaussian noise (the suite: Poisson and
+4.5% salt and pepper), salt or pepper alone at 1-2.5% or 7-9%, elastic warps, thicker and
+thinner strokes, faded ink on a shaded page, a reduction to 10-14 pixels and back (the
+suite: 8, 12 and 16), an inverted band at a slant (the suite inverts upright columns), a
+tilt of 12-20 degrees (the suite: 25-45), a straight pen line 2-3 pixels wide (the suite:
+1-pixel zigzags and dotted lines) and a small erased patch. Half are then scaled to a page
+of 30-44 pixels, and all go through the scorer's normalisation (model.digit_image), as a
+scored image would; the label stays the digit's.
 """
 
 from __future__ import annotations
