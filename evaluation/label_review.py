@@ -2,7 +2,7 @@
 those the model reads, most confidently, as another digit than their MNIST label.
 
     rows = label_review.candidates(validation, temperature)
-    label_review.write(folder, validation, rows)   # label_review.csv, label_review.png
+    label_review.write(folder, validation, rows, plot_digits)  # label_review.csv, .png
 
 The review threshold's 95% bound counts each of them as a confident error, so the first
 few decide how many digits the scorer may accept without a person. Some are the model's
