@@ -16,6 +16,13 @@ with 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels, it returns the ui
    it (off-centre by mass, its bright pixels in a 21-pixel box; schema.MNIST_FIT) is
    shifted back by whole pixels, and otherwise unchanged. A 28x28 image on a gray or
    light background (a brightened or fogged scan) goes through the steps below.
+   A square one-channel image of another size on a black border, whose digit, resized to
+   28x28, is framed as MNIST frames its digits (FRAMED_EXTENT a side at half its peak,
+   within FRAMED_OFFSET of the centre by mass, strokes FRAMED_WIDTH wide, as bright as
+   FRAMED_PEAK) is only resized
+   (bilinear, antialiased), as a plain resize would: a digit reduced to 8x8 and scaled back
+   up, as an old form scanner's crops are, keeps the soft grey levels the steps below would
+   cut into hard strokes.
 5. Background and contrast: the paper's level under every pixel is subtracted (a grey
    opening wider than any stroke, so shading, fog and uneven light go too; on an even
    page never far above its border's level, so the wide soft strokes of a low-resolution
@@ -53,6 +60,13 @@ MAX_STROKE_STEPS = 24
 MIN_EXTENT = 0.08  # ink spanning less of the page's shorter side is a speck, not a digit
 FLOOR_SHARE = 0.1  # ink fainter than this share of the peak counts as paper
 CROP_TAIL = 0.001  # share of the ink mass a crop may leave out at each side
+# A digit framed as MNIST frames it, at 28x28 (MNIST's: 19-20 pixels a side at half its
+# peak, at most 1 pixel off the centre, strokes 1.0-3.6 wide, peak 254-255; 99.5% of the
+# digits reduced to 8x8 and scaled up: 13-22, 1.4, 1.7-4.8 and 92-246).
+FRAMED_EXTENT = (12, FIT + 2)
+FRAMED_OFFSET = 2.0
+FRAMED_WIDTH = (1.0, 6.0)
+FRAMED_PEAK = 72.0  # a fainter peak at 28x28: strokes finer than a pixel, to be inked
 _LUMA = (0.299, 0.587, 0.114)
 
 
@@ -250,6 +264,34 @@ def _recentred(x: tf.Tensor) -> tf.Tensor:
     return tf.slice(padded, [SIZE - shift_y, SIZE - shift_x], [SIZE, SIZE])
 
 
+def _resized(x: tf.Tensor) -> tf.Tensor:
+    """[H, W] -> [28, 28], bilinear and antialiased, nothing else."""
+    return tf.image.resize(x[..., None], [SIZE, SIZE], method="bilinear", antialias=True)[..., 0]
+
+
+def _framed(x: tf.Tensor) -> tf.Tensor:
+    """Whether [28, 28] holds a digit framed as MNIST frames its digits (FRAMED_*): its
+    ink at half the peak FRAMED_EXTENT a side, its centre of mass within FRAMED_OFFSET of
+    the centre, its strokes FRAMED_WIDTH wide, its peak at least FRAMED_PEAK."""
+    peak = tf.reduce_max(x)
+    ink = x / tf.maximum(peak, 1e-6)
+    lit = ink >= 0.5
+    side = tf.maximum(_extent(tf.reduce_any(lit, axis=1)), _extent(tf.reduce_any(lit, axis=0)))
+    mass = tf.maximum(tf.reduce_sum(ink), 1e-6)
+    index = tf.range(SIZE, dtype=tf.float32) - (SIZE - 1) / 2
+    off_y = tf.abs(tf.reduce_sum(tf.reduce_sum(ink, axis=1) * index)) / mass
+    off_x = tf.abs(tf.reduce_sum(tf.reduce_sum(ink, axis=0) * index)) / mass
+    width = _stroke_width(ink)
+    return (
+        (side >= FRAMED_EXTENT[0])
+        & (side <= FRAMED_EXTENT[1])
+        & (tf.maximum(off_y, off_x) <= FRAMED_OFFSET)
+        & (width >= FRAMED_WIDTH[0])
+        & (width <= FRAMED_WIDTH[1])
+        & (peak >= FRAMED_PEAK)
+    )
+
+
 @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.uint8)], reduce_retracing=True)
 def normalise_digit(image: tf.Tensor) -> tf.Tensor:
     """uint8 [H, W, C] (C in 1-4) -> uint8 [28, 28], bright digit on dark, MNIST-style."""
@@ -260,12 +302,9 @@ def normalise_digit(image: tf.Tensor) -> tf.Tensor:
     light_background = border > 127.5
     gray = tf.where(light_background, 255.0 - gray, gray)
     shape = tf.shape(image)
-    mnist_shaped = (
-        tf.equal(shape[0], SIZE)
-        & tf.equal(shape[1], SIZE)
-        & tf.equal(shape[2], 1)
-        & (border <= schema.MNIST_BORDER)
-    )
+    grey_on_black = tf.equal(shape[2], 1) & (border <= schema.MNIST_BORDER)
+    mnist_shaped = tf.equal(shape[0], SIZE) & tf.equal(shape[1], SIZE) & grey_on_black
+    square = grey_on_black & tf.equal(shape[0], shape[1])
 
     def normalised():
         ink, visible = _contrast(gray)
@@ -277,7 +316,11 @@ def normalise_digit(image: tf.Tensor) -> tf.Tensor:
         x = tf.reshape(gray, [SIZE, SIZE])
         return tf.cond(_shifted_digit(x), lambda: _recentred(x), lambda: x)
 
-    result = tf.cond(mnist_shaped, mnist, normalised)
+    def resized_if_framed():
+        small = _resized(gray)
+        return tf.cond(_framed(small), lambda: small, normalised)
+
+    result = tf.cond(mnist_shaped, mnist, lambda: tf.cond(square, resized_if_framed, normalised))
     return tf.cast(tf.clip_by_value(tf.round(result), 0.0, 255.0), tf.uint8)
 
 
