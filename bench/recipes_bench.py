@@ -16,7 +16,9 @@ shortfall against a plain resize, the not-a-digit figures, training time end to 
 its ratio to the first recipe's: a recipe may cost at most 6x seed's); then
 scoring throughput of the candidate against the one before it (the same PNG files,
 alternating, median of the pairs' ratios). A model already trained and judged in MODELS
-is reused, with the training time its run measured.
+is reused, with the training time its run measured (so a run cut short goes on where it
+stopped), but only if it was trained on DATA itself: one made from another dataset stops
+the run, naming the folder.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import tempfile
 from bench.common import save, timed
 from bench.score_bench import ensure_pngs
 from bench.trust_bench import pipeline_seconds
+from common import files, schema
 
 
 def folder_name(recipe: str, seed: int, members: int | None = None) -> str:
@@ -49,8 +52,30 @@ def trained(
                          model, "--recipe", recipe, "--seed", str(seed), *more])  # fmt: skip
         with open(clock, "w") as handle:
             handle.write(f"{seconds}\n")
+    same_data(data_dir, model)
     with open(clock) as handle:
         return model, float(handle.read())
+
+
+def same_data(data_dir: str, model: str) -> None:
+    """Stops the run when `model` was trained on another dataset than `data_dir`."""
+    with open(os.path.join(model, "metrics.json")) as handle:
+        trained_on = json.load(handle).get("dataset_manifest_sha256")
+    if trained_on != files.sha256_file(os.path.join(data_dir, schema.MANIFEST_FILE)):
+        raise SystemExit(
+            f"{model} was trained on another dataset than {data_dir} (its manifest's SHA-256 "
+            f"differs); delete that folder to train it again, or give --models another folder"
+        )
+
+
+def labels_used(data_dir: str) -> str:
+    """Which validation labels calibrate the models: MNIST's, or with corrections."""
+    with open(os.path.join(data_dir, schema.MANIFEST_FILE)) as handle:
+        fixes = json.load(handle).get("relabelled")
+    if not fixes:
+        return "validation labels as MNIST gives them"
+    changed = fixes["labels_changed"]["validation"]
+    return f"validation labels: MNIST's with {changed} corrected ({fixes['file']})"
 
 
 def judged(data_dir: str, model: str) -> dict:
@@ -141,7 +166,8 @@ def main(argv=None) -> int:
     parser.add_argument("--pairs", type=int, default=4)
     args = parser.parse_args(argv)
     recipes, seeds = args.recipes.split(","), [int(s) for s in args.seeds.split(",")]
-    results = {}
+    results = {"labels": labels_used(args.data)}
+    print(f"{args.data}: {results['labels']}; test labels as MNIST gives them", flush=True)
     for recipe in recipes:
         last = recipe == recipes[-1]
         chosen, members = (seeds, args.members) if last else (seeds[:1], None)
