@@ -19,10 +19,9 @@ with 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels, it returns the ui
    A square one-channel image of another size on a black border, whose digit, resized to
    28x28, is framed as MNIST frames its digits (FRAMED_EXTENT a side at half its peak,
    within FRAMED_OFFSET of the centre by mass, strokes FRAMED_WIDTH wide, as bright as
-   FRAMED_PEAK) is only resized
-   (bilinear, antialiased), as a plain resize would: a digit reduced to 8x8 and scaled back
-   up, as an old form scanner's crops are, keeps the soft grey levels the steps below would
-   cut into hard strokes.
+   FRAMED_PEAK) is only resized (bilinear, antialiased), as a plain resize would: a digit
+   reduced to 8x8 and scaled back up, as an old form scanner's crops are, keeps the soft
+   grey levels the steps below would cut into hard strokes.
 5. Background and contrast: the paper's level under every pixel is subtracted (a grey
    opening wider than any stroke, so shading, fog and uneven light go too; on an even
    page never far above its border's level, so the wide soft strokes of a low-resolution
@@ -252,14 +251,23 @@ def _shifted_digit(x: tf.Tensor) -> tf.Tensor:
     return off & (side <= FIT + 1)
 
 
+def _mass_offset(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """How far 28x28 [H, W]'s centre of mass lies below and right of the centre, in pixels."""
+    mass = tf.maximum(tf.reduce_sum(x), 1e-6)
+    index = tf.range(SIZE, dtype=tf.float32) - (SIZE - 1) / 2
+    return (
+        tf.reduce_sum(tf.reduce_sum(x, axis=1) * index) / mass,
+        tf.reduce_sum(tf.reduce_sum(x, axis=0) * index) / mass,
+    )
+
+
 def _recentred(x: tf.Tensor) -> tf.Tensor:
     """28x28 [H, W] shifted by whole pixels so that its centre of mass is at the centre;
     what would leave the image is cut, nothing else changes."""
     x = tf.reshape(x, [SIZE, SIZE])
-    mass = tf.maximum(tf.reduce_sum(x), 1e-6)
-    index = tf.range(SIZE, dtype=tf.float32) - (SIZE - 1) / 2
-    shift_y = tf.cast(tf.round(-tf.reduce_sum(tf.reduce_sum(x, axis=1) * index) / mass), tf.int32)
-    shift_x = tf.cast(tf.round(-tf.reduce_sum(tf.reduce_sum(x, axis=0) * index) / mass), tf.int32)
+    off_y, off_x = _mass_offset(x)
+    shift_y = tf.cast(tf.round(-off_y), tf.int32)
+    shift_x = tf.cast(tf.round(-off_x), tf.int32)
     padded = tf.pad(x, [[SIZE, SIZE], [SIZE, SIZE]])
     return tf.slice(padded, [SIZE - shift_y, SIZE - shift_x], [SIZE, SIZE])
 
@@ -277,15 +285,12 @@ def _framed(x: tf.Tensor) -> tf.Tensor:
     ink = x / tf.maximum(peak, 1e-6)
     lit = ink >= 0.5
     side = tf.maximum(_extent(tf.reduce_any(lit, axis=1)), _extent(tf.reduce_any(lit, axis=0)))
-    mass = tf.maximum(tf.reduce_sum(ink), 1e-6)
-    index = tf.range(SIZE, dtype=tf.float32) - (SIZE - 1) / 2
-    off_y = tf.abs(tf.reduce_sum(tf.reduce_sum(ink, axis=1) * index)) / mass
-    off_x = tf.abs(tf.reduce_sum(tf.reduce_sum(ink, axis=0) * index)) / mass
+    off_y, off_x = _mass_offset(ink)
     width = _stroke_width(ink)
     return (
         (side >= FRAMED_EXTENT[0])
         & (side <= FRAMED_EXTENT[1])
-        & (tf.maximum(off_y, off_x) <= FRAMED_OFFSET)
+        & (tf.maximum(tf.abs(off_y), tf.abs(off_x)) <= FRAMED_OFFSET)
         & (width >= FRAMED_WIDTH[0])
         & (width <= FRAMED_WIDTH[1])
         & (peak >= FRAMED_PEAK)
