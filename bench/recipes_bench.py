@@ -16,9 +16,9 @@ shortfall against a plain resize, the not-a-digit figures, training time end to 
 its ratio to the first recipe's: a recipe may cost at most 6x seed's); then
 scoring throughput of the candidate against the one before it (the same PNG files,
 alternating, median of the pairs' ratios). A model already trained and judged in MODELS
-is reused, with the training time its run measured (so a run cut short goes on where it
-stopped), but only if it was trained on DATA itself: one made from another dataset stops
-the run, naming the folder.
+is reused, with the training time its run measured, marked as such (so a run cut short
+goes on where it stopped), but only if it was trained on DATA itself: one made from
+another dataset stops the run, naming the folder.
 """
 
 from __future__ import annotations
@@ -42,11 +42,13 @@ def folder_name(recipe: str, seed: int, members: int | None = None) -> str:
 
 def trained(
     data_dir: str, models_dir: str, recipe: str, seed: int, members: int | None = None
-) -> tuple[str, float]:
-    """The model folder and the wall seconds its training took (measured once)."""
+) -> tuple[str, float, bool]:
+    """The model folder, the wall seconds its training took (measured once) and whether
+    this run measured them (False: reused from an earlier run)."""
     model = os.path.join(models_dir, folder_name(recipe, seed, members))
     clock = model + ".seconds"
-    if not os.path.exists(os.path.join(model, "metrics.json")):
+    now = not os.path.exists(os.path.join(model, "metrics.json"))
+    if now:
         more = ["--members", str(members)] if members else []
         seconds = timed([sys.executable, "-m", "jobs.train", "--data", data_dir, "--output",
                          model, "--recipe", recipe, "--seed", str(seed), *more])  # fmt: skip
@@ -54,7 +56,7 @@ def trained(
             handle.write(f"{seconds}\n")
     same_data(data_dir, model)
     with open(clock) as handle:
-        return model, float(handle.read())
+        return model, float(handle.read()), now
 
 
 def same_data(data_dir: str, model: str) -> None:
@@ -87,7 +89,7 @@ def judged(data_dir: str, model: str) -> dict:
         return json.load(handle)
 
 
-def figures(evaluation: dict, seconds: float) -> dict:
+def figures(evaluation: dict, seconds: float, timed_here: bool = True) -> dict:
     c, r = evaluation["calibration"], evaluation["robustness"]
     corruptions = {k: v["accuracy"] for k, v in r["corruptions"]["per_corruption"].items()}
     worst = min(corruptions, key=corruptions.get)
@@ -103,6 +105,7 @@ def figures(evaluation: dict, seconds: float) -> dict:
         "worst_not_accepted": min(v["not_accepted"] for v in kinds.values()),
         "digits_called_not_a_digit": c["test_not_a_digit_share"],
         "training_seconds": seconds,
+        "training_timed_in_this_run": timed_here,
     }
 
 
@@ -111,15 +114,16 @@ def recipe_figures(
 ) -> dict:
     runs = []
     for seed in seeds:
-        model, seconds = trained(data_dir, models_dir, recipe, seed, members)
-        runs.append(figures(judged(data_dir, model), seconds))
-    median = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "worst_corruption"}
+        model, seconds, now = trained(data_dir, models_dir, recipe, seed, members)
+        runs.append(figures(judged(data_dir, model), seconds, now))
+    medians = [k for k in runs[0] if k not in ("worst_corruption", "training_timed_in_this_run")]
+    median = {k: statistics.median(r[k] for r in runs) for k in medians}
     median["worst_corruption"] = min((r["worst_corruption"] for r in runs), key=lambda w: w[1])
     return {"seeds": seeds, "members": members, "runs": runs, "median": median}
 
 
 def print_figures(recipe: str, result: dict, first_seconds: float) -> None:
-    m, n = result["median"], len(result["seeds"])
+    m, n, runs = result["median"], len(result["seeds"]), result["runs"]
     over = f" (median of {n} seeds)" if n > 1 else ""
     if result["members"]:
         recipe = f"{recipe} --members {result['members']}"
@@ -134,6 +138,17 @@ def print_figures(recipe: str, result: dict, first_seconds: float) -> None:
         f"not accepted, {m['digits_called_not_a_digit']:.2%} of digits called not_a_digit; "
         f"training {m['training_seconds']:.0f} s "
         f"({m['training_seconds'] / first_seconds:.1f}x the first recipe's)",
+        flush=True,
+    )
+    if n == 1 and runs[0]["training_timed_in_this_run"]:
+        return
+    print(
+        "  training per seed: "
+        + ", ".join(
+            f"{seed}: {r['training_seconds']:,.0f} s"
+            + ("" if r["training_timed_in_this_run"] else " (timed in an earlier run)")
+            for seed, r in zip(result["seeds"], runs, strict=True)
+        ),
         flush=True,
     )
 
