@@ -87,7 +87,8 @@ bench-trust: setup
 
 # The recipes side by side (seed, strong, robust with three seeds): accepted share, error
 # among accepted, corruptions, low resolution, not-a-digit figures, training time, scoring
-# throughput (about 2 hours on 2 cores). RECIPES_COMPARED=seed,robust for fewer;
+# throughput (about 3.5 hours on 2 cores from nothing; models already trained and judged in
+# out/bench/recipes are reused). RECIPES_COMPARED=seed,robust for fewer;
 # CANDIDATE_MEMBERS=N trains the last recipe with N networks averaged in one model
 # (default: the recipe's own; robust has two).
 RECIPES_COMPARED ?= seed,strong,robust
