@@ -153,14 +153,13 @@ def print_figures(recipe: str, result: dict, first_seconds: float) -> None:
 
 
 def ratio_to_first(runs: list[dict], first_seconds: float) -> str:
-    """Training time against the first recipe's: of the seeds this run timed, where there
-    are any (the same machine, the same load), else of all."""
+    """Training time against the first recipe's: of the seeds this run timed, where only
+    some were (the same machine, the same load), else of all."""
     here = [r["training_seconds"] for r in runs if r["training_timed_in_this_run"]]
-    if here and len(here) < len(runs):
-        ratio = statistics.median(here) / first_seconds
-        return f"{ratio:.1f}x the first recipe's, of the seeds timed in this run"
-    ratio = statistics.median(r["training_seconds"] for r in runs) / first_seconds
-    return f"{ratio:.1f}x the first recipe's"
+    partly = 0 < len(here) < len(runs)
+    seconds = statistics.median(here if partly else [r["training_seconds"] for r in runs])
+    basis = f", by the {seconds:,.0f} s timed in this run" if partly else ""
+    return f"{seconds / first_seconds:.1f}x the first recipe's{basis}"
 
 
 def throughput_ratio(candidate: str, before: str, data_dir: str, count: int, pairs: int) -> dict:
