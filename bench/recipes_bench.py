@@ -47,8 +47,8 @@ def trained(
     this run measured them (False: reused from an earlier run)."""
     model = os.path.join(models_dir, folder_name(recipe, seed, members))
     clock = model + ".seconds"
-    now = not os.path.exists(os.path.join(model, "metrics.json"))
-    if now:
+    timed_here = not os.path.exists(os.path.join(model, "metrics.json"))
+    if timed_here:
         more = ["--members", str(members)] if members else []
         seconds = timed([sys.executable, "-m", "jobs.train", "--data", data_dir, "--output",
                          model, "--recipe", recipe, "--seed", str(seed), *more])  # fmt: skip
@@ -56,7 +56,7 @@ def trained(
             handle.write(f"{seconds}\n")
     same_data(data_dir, model)
     with open(clock) as handle:
-        return model, float(handle.read()), now
+        return model, float(handle.read()), timed_here
 
 
 def same_data(data_dir: str, model: str) -> None:
@@ -114,8 +114,8 @@ def recipe_figures(
 ) -> dict:
     runs = []
     for seed in seeds:
-        model, seconds, now = trained(data_dir, models_dir, recipe, seed, members)
-        runs.append(figures(judged(data_dir, model), seconds, now))
+        model, seconds, timed_here = trained(data_dir, models_dir, recipe, seed, members)
+        runs.append(figures(judged(data_dir, model), seconds, timed_here))
     medians = [k for k in runs[0] if k not in ("worst_corruption", "training_timed_in_this_run")]
     median = {k: statistics.median(r[k] for r in runs) for k in medians}
     median["worst_corruption"] = min((r["worst_corruption"] for r in runs), key=lambda w: w[1])
