@@ -89,14 +89,14 @@ bench-trust: setup
 # among accepted, corruptions, low resolution, not-a-digit figures, training time, scoring
 # throughput (about 3.5 hours on 2 cores from nothing; models already trained and judged in
 # out/bench/recipes are reused). RECIPES_COMPARED=seed,robust for fewer;
-# CANDIDATE_MEMBERS=N trains the last recipe with N networks averaged in one model
-# (default: the recipe's own; robust has two).
+# CANDIDATE_OPTIONS="--members 4" trains the last recipe with those `digits train` options
+# in place of the recipe's own numbers.
 RECIPES_COMPARED ?= seed,strong,robust
-CANDIDATE_MEMBERS ?=
+CANDIDATE_OPTIONS ?=
 bench-recipes: setup
 	test -f $(OUT)/data/manifest.json || $(VENV)/bin/digits preprocess --output $(OUT)/data
 	$(PY) -m bench.recipes_bench --data $(OUT)/data --recipes $(RECIPES_COMPARED) \
-		$(if $(CANDIDATE_MEMBERS),--members $(CANDIDATE_MEMBERS))
+		--options='$(CANDIDATE_OPTIONS)'
 
 # The review loop: score an in-house night, answer its review queue through the review
 # page's HTTP interface, retrain with the answers, score held-out digits (seed and strong;

@@ -2,12 +2,12 @@
 time (issue 21's figures):
 
     python -m bench.recipes_bench --data out/data [--models out/bench/recipes]
-        [--recipes seed,strong,robust] [--seeds 0,1,2] [--members 2]
+        [--recipes seed,strong,robust] [--seeds 0,1,2] [--options "--members 4"]
 
 Each recipe is trained with seed 0 (the last one named, the candidate, with every seed of
---seeds, and with --members networks averaged in one model, if given, instead of the
-recipe's own count) into MODELS/<recipe>-<seed>
-(MODELS/<recipe>-x<members>-<seed> with --members) and judged by `digits evaluate` with the default
+--seeds, and with the `digits train` options of --options, if given, in place of the
+recipe's own numbers) into MODELS/<recipe>-<seed> (with --options "--members 4":
+MODELS/<recipe>_members_4-<seed>) and judged by `digits evaluate` with the default
 suites (2,000 test digits per corruption, 200 images per not-a-digit kind). Printed per
 recipe: test accuracy (the median over its seeds), the share of MNIST's test digits
 accepted at the default target by every check and by the confidence threshold alone, the
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -36,22 +37,22 @@ from bench.trust_bench import pipeline_seconds
 from common import files, schema
 
 
-def folder_name(recipe: str, seed: int, members: int | None = None) -> str:
-    return f"{recipe}-{seed}" if members is None else f"{recipe}-x{members}-{seed}"
+def folder_name(recipe: str, seed: int, options: tuple[str, ...] = ()) -> str:
+    """robust-0; with options ("--label-smoothing", "0.1"): robust_label-smoothing_0.1-0."""
+    return "_".join([recipe, *(o.lstrip("-") for o in options)]) + f"-{seed}"
 
 
 def trained(
-    data_dir: str, models_dir: str, recipe: str, seed: int, members: int | None = None
+    data_dir: str, models_dir: str, recipe: str, seed: int, options: tuple[str, ...] = ()
 ) -> tuple[str, float, bool]:
     """The model folder, the wall seconds its training took (measured once) and whether
     this run measured them (False: reused from an earlier run)."""
-    model = os.path.join(models_dir, folder_name(recipe, seed, members))
+    model = os.path.join(models_dir, folder_name(recipe, seed, options))
     clock = model + ".seconds"
     timed_here = not os.path.exists(os.path.join(model, "metrics.json"))
     if timed_here:
-        more = ["--members", str(members)] if members else []
         seconds = timed([sys.executable, "-m", "jobs.train", "--data", data_dir, "--output",
-                         model, "--recipe", recipe, "--seed", str(seed), *more])  # fmt: skip
+                         model, "--recipe", recipe, "--seed", str(seed), *options])  # fmt: skip
         with open(clock, "w") as handle:
             handle.write(f"{seconds}\n")
     same_data(data_dir, model)
@@ -110,23 +111,22 @@ def figures(evaluation: dict, seconds: float, timed_here: bool) -> dict:
 
 
 def recipe_figures(
-    data_dir: str, models_dir: str, recipe: str, seeds: list[int], members: int | None = None
+    data_dir: str, models_dir: str, recipe: str, seeds: list[int], options: tuple[str, ...] = ()
 ) -> dict:
     runs = []
     for seed in seeds:
-        model, seconds, timed_here = trained(data_dir, models_dir, recipe, seed, members)
+        model, seconds, timed_here = trained(data_dir, models_dir, recipe, seed, options)
         runs.append(figures(judged(data_dir, model), seconds, timed_here))
     medians = [k for k in runs[0] if k not in ("worst_corruption", "training_timed_in_this_run")]
     median = {k: statistics.median(r[k] for r in runs) for k in medians}
     median["worst_corruption"] = min((r["worst_corruption"] for r in runs), key=lambda w: w[1])
-    return {"seeds": seeds, "members": members, "runs": runs, "median": median}
+    return {"seeds": seeds, "options": list(options), "runs": runs, "median": median}
 
 
 def print_figures(recipe: str, result: dict, first_seconds: float) -> None:
     m, n, runs = result["median"], len(result["seeds"]), result["runs"]
     over = f" (median of {n} seeds)" if n > 1 else ""
-    if result["members"]:
-        recipe = f"{recipe} --members {result['members']}"
+    recipe = shlex.join([recipe, *result["options"]])
     print(
         f"{recipe}{over}: test accuracy {m['test_accuracy']:.2%}; accepted {m['accepted']:.1%} "
         f"of test digits ({m['accepted_by_threshold']:.1%} by the threshold alone, error "
@@ -162,6 +162,20 @@ def ratio_to_first(runs: list[dict], first_seconds: float) -> str:
     return f"{seconds / first_seconds:.1f}x the first recipe's{basis}"
 
 
+def check_options(data_dir: str, recipe: str, options: tuple[str, ...]) -> None:
+    """Stops on an option `digits train` does not know, or a value it refuses, before any
+    training starts."""
+    from jobs import train
+
+    own = {"--data", "--output", "--recipe", "--seed"} & {o.split("=")[0] for o in options}
+    if own:
+        raise SystemExit(f"--options: the bench sets {', '.join(sorted(own))} itself")
+    try:
+        train.parse_args(["--data", data_dir, "--output", "-", "--recipe", recipe, *options])
+    except ValueError as error:
+        raise SystemExit(f"--options {shlex.join(options)}: {error}") from None
+
+
 def throughput_ratio(candidate: str, before: str, data_dir: str, count: int, pairs: int) -> dict:
     """Scoring the same PNGs with both models, alternating; candidate/before in images per
     second, the median of the pairs run back to back."""
@@ -186,21 +200,25 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="out/bench/recipes")
     parser.add_argument("--recipes", default="seed,strong,robust")
     parser.add_argument("--seeds", default="0,1,2", help="the last recipe's seeds")
-    parser.add_argument("--members", type=int, help="the last recipe's members (default: its own)")
+    parser.add_argument(
+        "--options", default="", help="the last recipe's `digits train` options, e.g. --members 4"
+    )
     parser.add_argument("--pairs", type=int, default=4)
     args = parser.parse_args(argv)
     recipes, seeds = args.recipes.split(","), [int(s) for s in args.seeds.split(",")]
+    options = tuple(shlex.split(args.options))
+    check_options(args.data, recipes[-1], options)
     results = {"labels": labels_used(args.data)}
     print(f"{args.data}: {results['labels']}; test labels as MNIST gives them", flush=True)
     for recipe in recipes:
         last = recipe == recipes[-1]
-        chosen, members = (seeds, args.members) if last else (seeds[:1], None)
-        results[recipe] = recipe_figures(args.data, args.models, recipe, chosen, members)
+        chosen, extra = (seeds, options) if last else (seeds[:1], ())
+        results[recipe] = recipe_figures(args.data, args.models, recipe, chosen, extra)
         first = results[recipes[0]]["median"]["training_seconds"]
         print_figures(recipe, results[recipe], first)
     if len(recipes) > 1:
         before = os.path.join(args.models, folder_name(recipes[-2], seeds[0]))
-        candidate = os.path.join(args.models, folder_name(recipes[-1], seeds[0], args.members))
+        candidate = os.path.join(args.models, folder_name(recipes[-1], seeds[0], options))
         results["throughput"] = throughput_ratio(candidate, before, args.data, 20_000, args.pairs)
     save("recipes", results)
     return 0

@@ -33,6 +33,10 @@ from training.calibrate import CalibrationConfig
 from training.train import PRECISIONS, TrainRun
 from training.train import run as train
 
+# The TrainConfig fields an option replaces (add_recipe_options, add_data_options).
+RECIPE_FIELDS = ("epochs", "batch_size", "seed", "members", "label_smoothing", "outlier_share",
+                 "damage_share", "labelled_weight")  # fmt: skip
+
 
 def parse_args(argv) -> TrainRun:
     parser = argparse.ArgumentParser(
@@ -66,15 +70,7 @@ def parse_args(argv) -> TrainRun:
             f"--model {args.misnamed_recipe}: the training recipe is --recipe "
             f"{args.misnamed_recipe} (--model names a model folder in the other jobs)"
         )
-    config = recipe(
-        args.recipe,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        members=args.members,
-        outlier_share=args.outlier_share,
-        labelled_weight=args.labelled_weight,
-    )
+    config = recipe(args.recipe, **{name: getattr(args, name) for name in RECIPE_FIELDS})
     return TrainRun(
         args.data, args.output, config, calibration_from(args), args.precision, args.xla
     )
@@ -91,6 +87,13 @@ def add_recipe_options(parser) -> None:
         help="networks trained side by side and averaged in the exported model (default: "
         "the recipe's: robust 2, others 1); training and scoring cost grow with it",
     )
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        help="share of each target spread over the other digits (default: the recipe's: "
+        "strong 0.1, robust and seed 0); it squeezes the confidences, so the review "
+        "threshold may accept fewer",
+    )
 
 
 def add_data_options(parser) -> None:
@@ -99,6 +102,12 @@ def add_data_options(parser) -> None:
         "--outlier-share",
         type=float,
         help="not-a-digit images per training digit (outlier exposure; strong 0.1, seed 0)",
+    )
+    parser.add_argument(
+        "--damage-share",
+        type=float,
+        help="damaged training digits per training digit (model/damage.py; default: the "
+        "recipe's: robust 0.25, others 0)",
     )
     parser.add_argument(
         "--labelled-weight",

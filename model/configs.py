@@ -55,6 +55,15 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "members"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(
+                f"--label-smoothing must be at least 0 and below 1, got {self.label_smoothing}"
+            )
+        for name in ("outlier_share", "damage_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be between 0 and 1, got {getattr(self, name)}"
+                )
         if not self.labelled_weight > 0:
             raise ValueError(f"--labelled-weight must be above 0, got {self.labelled_weight}")
 
