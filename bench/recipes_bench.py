@@ -123,7 +123,7 @@ def recipe_figures(
     return {"seeds": seeds, "options": list(options), "runs": runs, "median": median}
 
 
-def print_figures(recipe: str, result: dict, first_seconds: float) -> None:
+def print_figures(recipe: str, result: dict, first: dict) -> None:
     m, n, runs = result["median"], len(result["seeds"]), result["runs"]
     over = f" (median of {n} seeds)" if n > 1 else ""
     recipe = shlex.join([recipe, *result["options"]])
@@ -136,7 +136,7 @@ def print_figures(recipe: str, result: dict, first_seconds: float) -> None:
         f"{m['low_resolution_shortfall_points']:.1f} points short of a plain resize; "
         f"not-a-digit: worst kind {m['worst_not_accepted']:.1%} "
         f"not accepted, {m['digits_called_not_a_digit']:.2%} of digits called not_a_digit; "
-        f"training {m['training_seconds']:.0f} s ({ratio_to_first(runs, first_seconds)})",
+        f"training {m['training_seconds']:.0f} s ({ratio_to_first(runs, first)})",
         flush=True,
     )
     if n == 1 and runs[0]["training_timed_in_this_run"]:
@@ -152,14 +152,18 @@ def print_figures(recipe: str, result: dict, first_seconds: float) -> None:
     )
 
 
-def ratio_to_first(runs: list[dict], first_seconds: float) -> str:
+def ratio_to_first(runs: list[dict], first: dict) -> str:
     """Training time against the first recipe's: of the seeds this run timed, where only
-    some were (the same machine, the same load), else of all."""
+    some were (the same machine, the same load), else of all; it says so when the two
+    times come from different runs."""
     here = [r["training_seconds"] for r in runs if r["training_timed_in_this_run"]]
     partly = 0 < len(here) < len(runs)
     seconds = statistics.median(here if partly else [r["training_seconds"] for r in runs])
     basis = f", by the {seconds:,.0f} s timed in this run" if partly else ""
-    return f"{seconds / first_seconds:.1f}x the first recipe's{basis}"
+    first_here = first["runs"][0]["training_timed_in_this_run"]
+    if here and not first_here:
+        basis += "; the first recipe's was timed in an earlier run: the ratio mixes two runs"
+    return f"{seconds / first['median']['training_seconds']:.1f}x the first recipe's{basis}"
 
 
 def check_options(data_dir: str, recipe: str, options: tuple[str, ...]) -> None:
@@ -214,8 +218,7 @@ def main(argv=None) -> int:
         last = recipe == recipes[-1]
         chosen, extra = (seeds, options) if last else (seeds[:1], ())
         results[recipe] = recipe_figures(args.data, args.models, recipe, chosen, extra)
-        first = results[recipes[0]]["median"]["training_seconds"]
-        print_figures(recipe, results[recipe], first)
+        print_figures(recipe, results[recipe], results[recipes[0]])
     if len(recipes) > 1:
         before = os.path.join(args.models, folder_name(recipes[-2], seeds[0]))
         candidate = os.path.join(args.models, folder_name(recipes[-1], seeds[0], options))
