@@ -101,7 +101,8 @@ def add_data_options(parser) -> None:
     parser.add_argument(
         "--outlier-share",
         type=float,
-        help="not-a-digit images per training digit (outlier exposure; strong 0.1, seed 0)",
+        help="not-a-digit images per training digit (outlier exposure; default: the "
+        "recipe's: strong and robust 0.1, seed 0)",
     )
     parser.add_argument(
         "--damage-share",
