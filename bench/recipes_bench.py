@@ -17,13 +17,15 @@ its ratio to the first recipe's: a recipe may cost at most 6x seed's); then
 scoring throughput of the candidate against the one before it (the same PNG files,
 alternating, median of the pairs' ratios). A model already trained and judged in MODELS
 is reused, with the training time its run measured, marked as such (so a run cut short
-goes on where it stopped), but only if it was trained on DATA itself: one made from
-another dataset stops the run, naming the folder.
+goes on where it stopped), but only if it was trained on DATA itself with the recipe the
+bench would train now: one made from another dataset or with other numbers stops the run,
+naming the folder and the numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -55,20 +57,27 @@ def trained(
                          model, "--recipe", recipe, "--seed", str(seed), *options])  # fmt: skip
         with open(clock, "w") as handle:
             handle.write(f"{seconds}\n")
-    same_data(data_dir, model)
+    same_run(data_dir, model, training_config(data_dir, recipe, seed, options))
     with open(clock) as handle:
         return model, float(handle.read()), timed_here
 
 
-def same_data(data_dir: str, model: str) -> None:
-    """Stops the run when `model` was trained on another dataset than `data_dir`."""
+def same_run(data_dir: str, model: str, config: dict) -> None:
+    """Stops the run when `model` was trained on another dataset than `data_dir`, or with
+    another recipe than `config` (a recipe's numbers changed since, other --options)."""
     with open(os.path.join(model, "metrics.json")) as handle:
-        trained_on = json.load(handle).get("dataset_manifest_sha256")
+        metrics = json.load(handle)
+    again = "delete that folder to train it again, or give --models another folder"
+    trained_on = metrics.get("dataset_manifest_sha256")
     if trained_on != files.sha256_file(os.path.join(data_dir, schema.MANIFEST_FILE)):
         raise SystemExit(
             f"{model} was trained on another dataset than {data_dir} (its manifest's SHA-256 "
-            f"differs); delete that folder to train it again, or give --models another folder"
+            f"differs); {again}"
         )
+    had = metrics.get("config", {})
+    differs = [f"{k} {had.get(k)} (now {v})" for k, v in config.items() if had.get(k) != v]
+    if differs:
+        raise SystemExit(f"{model} was trained with {', '.join(differs)}; {again}")
 
 
 def labels_used(data_dir: str) -> str:
@@ -167,15 +176,21 @@ def ratio_to_first(runs: list[dict], first: dict) -> str:
 
 
 def check_options(data_dir: str, recipe: str, options: tuple[str, ...]) -> None:
-    """Stops on an option `digits train` does not know, or a value it refuses, before any
-    training starts."""
-    from jobs import train
-
+    """Stops on an option `digits train` does not know, a value it refuses, or one the bench
+    sets itself, before any training starts."""
     own = {"--data", "--output", "--recipe", "--seed"} & {o.split("=")[0] for o in options}
     if own:
         raise SystemExit(f"--options: the bench sets {', '.join(sorted(own))} itself")
+    training_config(data_dir, recipe, 0, options)
+
+
+def training_config(data_dir: str, recipe: str, seed: int, options: tuple[str, ...]) -> dict:
+    """The recipe `digits train` trains with these options, as metrics.json records it."""
+    from jobs import train
+
+    argv = ["--data", data_dir, "--output", "-", "--recipe", recipe, "--seed", str(seed)]
     try:
-        train.parse_args(["--data", data_dir, "--output", "-", "--recipe", recipe, *options])
+        return dataclasses.asdict(train.parse_args([*argv, *options]).recipe)
     except ValueError as error:
         raise SystemExit(f"--options {shlex.join(options)}: {error}") from None
 

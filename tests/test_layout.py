@@ -118,12 +118,12 @@ def test_stage_functions_read_as_named_steps():
 
 
 def test_test_modules_mirror_the_packages():
-    """tests/PACKAGE/test_*.py for every package with tests; no test module elsewhere but
-    the checks of the whole checkout (docs, layout)."""
+    """tests/PACKAGE/test_*.py for every package with tests (deploy and bench too); no test
+    module elsewhere but the checks of the whole checkout (docs, layout)."""
     loose = sorted(p.name for p in (REPO / "tests").glob("test_*.py"))
     assert loose == ["test_docs.py", "test_layout.py"]
     folders = {p.parent.name for p in (REPO / "tests").glob("*/test_*.py")}
-    assert folders <= {*PACKAGES, "deploy"}, folders - {*PACKAGES, "deploy"}
+    assert folders <= {*PACKAGES, "deploy", "bench"}, folders - {*PACKAGES, "deploy", "bench"}
     assert {
         "pipeline",
         "model",

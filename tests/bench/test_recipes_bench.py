@@ -1,0 +1,47 @@
+"""make bench-recipes reuses a model only when the bench would train that very model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import recipes_bench
+from common import files, schema
+
+
+def _made(data_dir, model_dir, config: dict) -> None:
+    """A model folder as `digits train` leaves it, as far as the bench reads it."""
+    model_dir.mkdir(parents=True)
+    manifest = files.sha256_file(str(data_dir / schema.MANIFEST_FILE))
+    metrics = {"dataset_manifest_sha256": manifest, "config": config}
+    (model_dir / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_a_model_trained_with_other_numbers_or_data_is_not_reused(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / schema.MANIFEST_FILE).write_text('{"splits": {}}')
+    strong = recipes_bench.training_config(str(data_dir), "strong", 1, ())
+    assert strong["seed"] == 1 and strong["model"] == "strong"
+    model = tmp_path / "models" / recipes_bench.folder_name("strong", 1)
+    _made(data_dir, model, strong)
+    recipes_bench.same_run(str(data_dir), str(model), strong)  # the same: reused
+
+    unsmoothed = ("--label-smoothing", "0")
+    other = recipes_bench.training_config(str(data_dir), "strong", 1, unsmoothed)
+    with pytest.raises(SystemExit, match=r"strong-1 was trained with label_smoothing 0\.1 \(now 0"):
+        recipes_bench.same_run(str(data_dir), str(model), other)
+    assert recipes_bench.folder_name("strong", 1, unsmoothed) == "strong_label-smoothing_0-1"
+
+    (data_dir / schema.MANIFEST_FILE).write_text('{"splits": {"train": {}}}')
+    with pytest.raises(SystemExit, match="strong-1 was trained on another dataset"):
+        recipes_bench.same_run(str(data_dir), str(model), strong)
+
+
+def test_candidate_options_are_checked_before_any_training(tmp_path):
+    with pytest.raises(SystemExit, match="the bench sets --seed itself"):
+        recipes_bench.check_options(str(tmp_path), "robust", ("--seed", "3"))
+    with pytest.raises(SystemExit, match="--damage-share must be between 0 and 1, got 2"):
+        recipes_bench.check_options(str(tmp_path), "robust", ("--damage-share", "2"))
+    recipes_bench.check_options(str(tmp_path), "robust", ("--members", "4"))
