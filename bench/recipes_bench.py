@@ -53,8 +53,8 @@ def trained(
     clock = model + ".seconds"
     timed_here = not os.path.exists(os.path.join(model, "metrics.json"))
     if timed_here:
-        seconds = timed([sys.executable, "-m", "jobs.train", "--data", data_dir, "--output",
-                         model, "--recipe", recipe, "--seed", str(seed), *options])  # fmt: skip
+        seconds = timed([sys.executable, "-m", "jobs.train",
+                         *train_argv(data_dir, model, recipe, seed), *options])  # fmt: skip
         with open(clock, "w") as handle:
             handle.write(f"{seconds}\n")
     same_run(data_dir, model, training_config(data_dir, recipe, seed, options))
@@ -175,10 +175,16 @@ def ratio_to_first(runs: list[dict], first: dict) -> str:
     return f"{seconds / first['median']['training_seconds']:.1f}x the first recipe's{basis}"
 
 
+def train_argv(data_dir: str, model: str, recipe: str, seed: int) -> list[str]:
+    """The `digits train` options the bench sets itself, before the candidate's."""
+    return ["--data", data_dir, "--output", model, "--recipe", recipe, "--seed", str(seed)]
+
+
 def check_options(data_dir: str, recipe: str, options: tuple[str, ...]) -> None:
     """Stops on an option `digits train` does not know, a value it refuses, or one the bench
     sets itself, before any training starts."""
-    own = {"--data", "--output", "--recipe", "--seed"} & {o.split("=")[0] for o in options}
+    flags = {a for a in train_argv(data_dir, "-", recipe, 0) if a.startswith("--")}
+    own = flags & {o.split("=")[0] for o in options}
     if own:
         raise SystemExit(f"--options: the bench sets {', '.join(sorted(own))} itself")
     training_config(data_dir, recipe, 0, options)
@@ -188,7 +194,7 @@ def training_config(data_dir: str, recipe: str, seed: int, options: tuple[str, .
     """The recipe `digits train` trains with these options, as metrics.json records it."""
     from jobs import train
 
-    argv = ["--data", data_dir, "--output", "-", "--recipe", recipe, "--seed", str(seed)]
+    argv = train_argv(data_dir, "-", recipe, seed)
     try:
         return dataclasses.asdict(train.parse_args([*argv, *options]).recipe)
     except ValueError as error:
