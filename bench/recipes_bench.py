@@ -18,8 +18,9 @@ scoring throughput of the candidate against the one before it (the same PNG file
 alternating, median of the pairs' ratios). A model already trained and judged in MODELS
 is reused, with the training time its run measured, marked as such (so a run cut short
 goes on where it stopped), but only if it was trained on DATA itself with the recipe the
-bench would train now: one made from another dataset or with other numbers stops the run,
-naming the folder and the numbers.
+bench would train now (and its review threshold set on the same ranking score): one made
+from another dataset or with other numbers stops the run, naming the folder and the
+numbers.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def same_run(data_dir: str, model: str, config: dict) -> None:
             f"{model} was trained on another dataset than {data_dir} (its manifest's SHA-256 "
             f"differs); {again}"
         )
-    had = metrics.get("config", {})
+    ranking = metrics.get("calibration", {}).get("screen", {}).get("ranking", "confidence")
+    had = {**metrics.get("config", {}), "ranking": ranking}
     differs = [f"{k} {had.get(k)} (now {v})" for k, v in config.items() if had.get(k) != v]
     if differs:
         raise SystemExit(f"{model} was trained with {', '.join(differs)}; {again}")
@@ -191,14 +193,16 @@ def check_options(data_dir: str, recipe: str, options: tuple[str, ...]) -> None:
 
 
 def training_config(data_dir: str, recipe: str, seed: int, options: tuple[str, ...]) -> dict:
-    """The recipe `digits train` trains with these options, as metrics.json records it."""
+    """The recipe `digits train` trains with these options, as metrics.json records it, and
+    the score its review threshold is set on."""
     from jobs import train
 
     argv = train_argv(data_dir, "-", recipe, seed)
     try:
-        return dataclasses.asdict(train.parse_args([*argv, *options]).recipe)
+        run = train.parse_args([*argv, *options])
     except ValueError as error:
         raise SystemExit(f"--options {shlex.join(options)}: {error}") from None
+    return {**dataclasses.asdict(run.recipe), "ranking": run.calibration.ranking}
 
 
 def throughput_ratio(candidate: str, before: str, data_dir: str, count: int, pairs: int) -> dict:

@@ -16,6 +16,10 @@ from model import calibration, screening  # noqa: E402
 from model.data import Split  # noqa: E402
 
 COVERAGE_THRESHOLDS = (0.5, 0.9, 0.95, 0.99, 0.995, 0.999)
+SCORES = {  # model.calibration.RANKINGS, for people
+    "top_two": "the top digit's share of the two likeliest, p1 / (p1 + p2)",
+    "confidence": "the calibrated confidence",
+}
 RULES = {
     "bound": "its 95% upper bound there meets the target",
     "point": "the error seen there meets the target",
@@ -26,10 +30,11 @@ def judge(test: Split, stored: dict) -> dict:
     """The stored calibration (calibration.json) on the test split, `measure`d with its
     shape check: ECE, coverage, the bound, and the statuses of the digits."""
     screen = screening.Screen.from_dict(stored)
-    temperature, threshold = screen.temperature, screen.threshold
+    temperature, threshold, ranking = screen.temperature, screen.threshold, screen.ranking
     before, labels = test.probabilities, test.labels
     after = calibration.scale(before, temperature)
-    confirmed = calibration.coverage(after, labels, threshold)
+    score = calibration.ranking_score(after, ranking)
+    confirmed = calibration.coverage(after, labels, threshold, ranking)
     confirmed["error_upper_bound_95"] = calibration.binomial_upper_bound(
         confirmed["errors"], confirmed["accepted"]
     )
@@ -37,8 +42,7 @@ def judge(test: Split, stored: dict) -> dict:
         "screen": screening.for_people(screen.to_dict()),
         **judge_test(test, after, screen),
         "misclassified_auroc": calibration.auroc(
-            -after.max(axis=1)[after.argmax(axis=1) != labels],
-            -after.max(axis=1)[after.argmax(axis=1) == labels],
+            -score[after.argmax(axis=1) != labels], -score[after.argmax(axis=1) == labels]
         ),
         "temperature": temperature,
         "fitted_on": stored.get("fitted_on", "validation"),
@@ -51,16 +55,19 @@ def judge(test: Split, stored: dict) -> dict:
         "target_error": stored.get("target_error"),
         "threshold_rule": stored.get("threshold_rule", "bound"),
         "threshold": threshold,
+        "ranking": ranking,
         "validation_at_threshold": stored.get("validation_at_threshold"),
         "test_at_threshold": confirmed,
-        "test_coverage": [calibration.coverage(after, labels, t) for t in COVERAGE_THRESHOLDS],
+        "test_coverage": [
+            calibration.coverage(after, labels, t, ranking) for t in COVERAGE_THRESHOLDS
+        ],
     }
 
 
 def judge_test(test: Split, calibrated, screen: screening.Screen) -> dict:
     """The statuses of the test digits: counts, the share not_a_digit, the share the shape
     check sends to review."""
-    judged = screening.judge(test.measured, calibrated.max(axis=1), screen)
+    judged = screening.judge(test.measured, calibrated, screen)
     status = judged["status"].numpy()
     unusual = judged["reasons"].numpy() & (1 << screening.REASONS.index("unusual_shape")) > 0
     return {
@@ -78,7 +85,7 @@ def by_source(test: Split, stored: dict) -> dict[str, dict]:
     the accepted and the share called not_a_digit."""
     screen = screening.Screen.from_dict(stored)
     after = calibration.scale(test.probabilities, screen.temperature)
-    status = screening.judge(test.measured, after.max(axis=1), screen)["status"].numpy()
+    status = screening.judge(test.measured, after, screen)["status"].numpy()
     right = after.argmax(axis=1) == test.labels
     found = {}
     for source in sorted(set(test.sources.tolist()), key=lambda s: (s != "mnist", s)):
@@ -142,7 +149,7 @@ def plot_reliability(test: Split, temperature: float, path: str) -> None:
 
 
 def card_section(result: dict) -> str:
-    test = result["test_at_threshold"]
+    test, score = result["test_at_threshold"], SCORES[result.get("ranking", "confidence")]
     threshold = (
         "none meets it, so every digit goes to review"
         if result["threshold"] == calibration.ACCEPT_NOTHING
@@ -156,12 +163,12 @@ def card_section(result: dict) -> str:
 Temperature **{result["temperature"]:.3f}**, fitted on the validation split: expected
 calibration error on test {result["test_ece_before"]:.2%} before, {result["test_ece_after"]:.2%}
 after (15 bins); accuracy unchanged. Threshold for at most {result["target_error"]:.2%} errors
-among accepted predictions, chosen on validation ({RULES[result["threshold_rule"]]}):
-{threshold}. On test it
+among accepted predictions, chosen on validation ({RULES[result["threshold_rule"]]}), on
+{score}: {threshold}. On test it
 accepts {test["accepted_share"]:.2%} of the digits with {test["errors"]} errors
 ({test["error_among_accepted"]:.3%}; 95% upper bound {test["error_upper_bound_95"]:.3%}).
 
-| calibrated confidence at least | accepted | error among accepted |
+| score at least | accepted | error among accepted |
 | --- | --- | --- |
 {rows}
 
@@ -171,6 +178,6 @@ Input checks (fitted to flag at most {result["screen"]["fitted"]["budget"]:.1%} 
 validation digits): on test they flag {result["test_not_a_digit_share"]:.2%} of the digits as
 `not_a_digit`, and the shape check finds {result["test_unusual_shape_share"]:.2%} of them
 unusual enough for review; {result["test_statuses"]["accepted"]} of the test digits are
-`accepted` with every check. Calibrated confidence tells misclassified from correct test
-digits with AUROC {result["misclassified_auroc"]:.4f}.
+`accepted` with every check. The score tells misclassified from correct test digits with
+AUROC {result["misclassified_auroc"]:.4f}.
 """

@@ -62,7 +62,9 @@ def run(job: EvaluateRun) -> dict:
     stored = files.read_json(serving.calibration_path(job.model))
     results["calibration"] = calibration.judge(test, stored)
     results["by_source"] = calibration.by_source(test, stored)
-    results["label_review"] = label_review.candidates(validation, stored["temperature"])
+    results["label_review"] = label_review.candidates(
+        validation, stored["temperature"], stored.get("ranking", "confidence")
+    )
     steps.start("robustness suites (corruptions, not-a-digit inputs, scans)")
     predictor = serving.Predictor.of(model, screen)  # the scorer's, on the model loaded once
     results["robustness"] = robustness.evaluate(predictor, test, job.suites, steps)

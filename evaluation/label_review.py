@@ -1,7 +1,7 @@
 """The validation digits a person should look at before trusting the review threshold:
 those the model reads, most confidently, as another digit than their MNIST label.
 
-    rows = label_review.candidates(validation, temperature)
+    rows = label_review.candidates(validation, temperature, ranking)
     label_review.write(folder, validation, rows, plot_digits)  # label_review.csv, .png
 
 The review threshold's 95% bound counts each of them as a confident error, so the first
@@ -25,26 +25,30 @@ from model.data import Split
 LIMIT = 30  # rows: well past the handful that decides the threshold
 CSV_FILE = "label_review.csv"
 PICTURE_FILE = "label_review.png"
-COLUMNS = ("key", "mnist_label", "read_as", "confidence", "rank")
+COLUMNS = ("key", "mnist_label", "read_as", "confidence", "score", "rank")
 
 
-def candidates(validation: Split, temperature: float, limit: int = LIMIT) -> list[dict]:
-    """MNIST validation digits read as another digit, most confident first; `rank`: how
-    many validation digits have at least its calibrated confidence (where it falls in the
-    order the threshold is chosen in)."""
+def candidates(
+    validation: Split, temperature: float, ranking: str = "confidence", limit: int = LIMIT
+) -> list[dict]:
+    """MNIST validation digits read as another digit, the highest `ranking` score
+    (model.calibration.RANKINGS) first; `rank`: how many validation digits score at least
+    as high (where it falls in the order the threshold is chosen in)."""
     probabilities = calibration.scale(validation.probabilities, temperature)
     read, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    score = calibration.ranking_score(probabilities, ranking)
     mnist = validation.sources == schema.MNIST_SOURCE  # labelled folders are fixed in place
     wrong = np.flatnonzero((read != validation.labels) & mnist)
-    chosen = wrong[np.argsort(-confidence[wrong], kind="stable")][:limit]
-    ordered = np.sort(confidence)
+    chosen = wrong[np.argsort(-score[wrong], kind="stable")][:limit]
+    ordered = np.sort(score)
     return [
         {
             "key": validation.keys[i],
             "mnist_label": int(validation.labels[i]),
             "read_as": int(read[i]),
             "confidence": round(float(confidence[i]), 6),
-            "rank": int(len(ordered) - np.searchsorted(ordered, confidence[i], side="left")),
+            "score": round(float(score[i]), 6),
+            "rank": int(len(ordered) - np.searchsorted(ordered, score[i], side="left")),
         }
         for i in chosen
     ]

@@ -137,6 +137,13 @@ def add_calibration_options(parser) -> None:
         "there does (more coverage, more errors than the target on new data)",
     )
     parser.add_argument(
+        "--ranking",
+        choices=calibration.RANKINGS,
+        default=defaults.ranking,
+        help="what the review threshold is set on: top_two (default), the top digit's share "
+        "of the two likeliest, p1 / (p1 + p2); confidence, the top probability",
+    )
+    parser.add_argument(
         "--not-a-digit-budget",
         type=float,
         default=defaults.not_a_digit_budget,
@@ -168,6 +175,7 @@ def calibration_from(args) -> CalibrationConfig:
     return CalibrationConfig(
         target_error=args.target_error,
         threshold_rule=args.threshold_rule,
+        ranking=args.ranking,
         not_a_digit_budget=args.not_a_digit_budget,
         shape_review_share=args.shape_review_share,
         shape_check=shape_check.ShapeCheckConfig(

@@ -1,14 +1,14 @@
 """Calibrated confidence: temperature scaling, expected calibration error, and the
-confidence threshold above which a prediction may be accepted without a person.
+review threshold above which a prediction may be accepted without a person.
 
 All in NumPy, on the model's probabilities (their logs are its logits up to a constant):
 
     t = fit_temperature(val_probs, val_labels)           # fitted on validation, never test
     calibrated = scale(test_probs, t)
     expected_calibration_error(calibrated, test_labels)  # 15 equal-width bins (Guo et al.)
-    threshold = choose_threshold(scale(val_probs, t), val_labels, target_error=0.001)
+    threshold = choose_threshold(scale(val_probs, t), val_labels, 0.001, ranking="top_two")
     # (its 95% upper bound on validation meets the target; rule="point": the error seen)
-    chosen = coverage(scale(test_probs, t), test_labels, threshold)  # confirmed on test
+    chosen = coverage(scale(test_probs, t), test_labels, threshold, "top_two")  # on test
     binomial_upper_bound(chosen["errors"], chosen["accepted"])        # 95% one-sided
 
 Temperature scaling divides the logits by one number, so the predicted digit (the arg
@@ -84,11 +84,30 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray) ->
     )
 
 
-def coverage(probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
-    """Accepting predictions with confidence >= threshold: the share accepted, and the
-    errors among them."""
-    confidence = probabilities.max(axis=1)
-    accepted = confidence >= threshold
+# What the review threshold is set on (a higher score: surer). "confidence": the top
+# probability. "top_two": the top digit's share of the two likeliest, p1 / (p1 + p2), i.e.
+# the log-odds of the digit read against the runner-up alone; it ranks the model's errors
+# below more of its right answers than the top probability does (docs/calibration.md).
+RANKINGS = ("top_two", "confidence")
+
+
+def ranking_score(probabilities: np.ndarray, ranking: str = "confidence") -> np.ndarray:
+    """Per prediction, the score of `ranking` (RANKINGS) that the threshold is compared
+    with; model.screening.rank computes the same in TensorFlow (tested equal)."""
+    if ranking not in RANKINGS:
+        raise ValueError(f"ranking {ranking!r}: choose one of {', '.join(RANKINGS)}")
+    top = np.sort(probabilities, axis=1)[:, ::-1]
+    if ranking == "confidence":
+        return top[:, 0]
+    return top[:, 0] / (top[:, 0] + top[:, 1])
+
+
+def coverage(
+    probabilities: np.ndarray, labels: np.ndarray, threshold: float, ranking: str = "confidence"
+) -> dict:
+    """Accepting predictions whose `ranking` score is >= threshold: the share accepted, and
+    the errors among them."""
+    accepted = ranking_score(probabilities, ranking) >= threshold
     errors = int((probabilities.argmax(axis=1)[accepted] != labels[accepted]).sum())
     n = int(accepted.sum())
     return {
@@ -101,8 +120,8 @@ def coverage(probabilities: np.ndarray, labels: np.ndarray, threshold: float) ->
 
 
 THRESHOLD_RULES = ("bound", "point")
-# The threshold when none meets the target: above every confidence (softmax outputs, float32
-# ones included, are at most 1.0), so the scorer's `confidence >= threshold` accepts nothing.
+# The threshold when none meets the target: above every score (both RANKINGS are at most 1.0,
+# float32 ones included), so the scorer's `score >= threshold` accepts nothing.
 ACCEPT_NOTHING = 2.0
 
 
@@ -111,9 +130,11 @@ def choose_threshold(
     labels: np.ndarray,
     target_error: float = 0.001,
     rule: str = "bound",
+    ranking: str = "confidence",
 ) -> float:
-    """The lowest confidence threshold whose accepted predictions meet `target_error`
-    (selective classification, Geifman & El-Yaniv 2017): the most coverage for the target.
+    """The lowest threshold on the `ranking` score (ranking_score) whose accepted
+    predictions meet `target_error` (selective classification, Geifman & El-Yaniv 2017):
+    the most coverage for the target.
 
     rule "bound": the 95% upper bound (binomial_upper_bound) of the error among accepted
     predictions is at most the target, as in the paper's SGR, so the target holds on new
@@ -123,14 +144,14 @@ def choose_threshold(
     exceeds the target. ACCEPT_NOTHING when no threshold reaches it."""
     if rule not in THRESHOLD_RULES:
         raise ValueError(f"threshold rule {rule!r}: choose one of {', '.join(THRESHOLD_RULES)}")
-    confidence = probabilities.max(axis=1)
+    score = ranking_score(probabilities, ranking)
     wrong = probabilities.argmax(axis=1) != labels
-    order = np.argsort(-confidence, kind="stable")
+    order = np.argsort(-score, kind="stable")
     errors = np.cumsum(wrong[order])
     accepted = np.arange(1, len(order) + 1)
-    # Thresholds fall between distinct confidences: only a prefix ending before a tie counts.
-    sorted_conf = confidence[order]
-    ends = np.append(sorted_conf[1:] < sorted_conf[:-1], True)
+    # Thresholds fall between distinct scores: only a prefix ending before a tie counts.
+    sorted_score = score[order]
+    ends = np.append(sorted_score[1:] < sorted_score[:-1], True)
     if rule == "point":
         ok = ends & (errors / accepted <= target_error)
     else:  # per error count, the longest prefix with no more errors (the bound grows with them)
@@ -143,7 +164,7 @@ def choose_threshold(
     candidates = np.flatnonzero(ok)
     if not len(candidates):
         return ACCEPT_NOTHING
-    return float(sorted_conf[candidates[-1]])
+    return float(sorted_score[candidates[-1]])
 
 
 def binomial_upper_bound(errors: int, n: int, confidence: float = 0.95) -> float:

@@ -24,9 +24,11 @@ limits fitted by `digits evaluate` on the validation digits (`fit`, below):
   against letters, symbols and scribbles) finds it less like a digit than digits are;
 - `unlike_a_digit`: the model's calibrated confidence is below what almost every digit gets.
 
-Any of those makes the input `not_a_digit`. Otherwise a calibrated confidence below the
-review threshold (chosen for a target error among accepted predictions) gives `review`
-with reason `low_confidence`, and a shape check score above what all but a small share of
+Any of those makes the input `not_a_digit`. Otherwise a ranking score below the review
+threshold (chosen for a target error among accepted predictions; the score is the screen's
+`ranking`, model.calibration.RANKINGS: the top digit's share of the two likeliest, or for
+calibrations fitted before it, the calibrated confidence) gives `review` with reason
+`low_confidence`, and a shape check score above what all but a small share of
 digits get (`review_shape`) `review` with reason `unusual_shape`; else `accepted`.
 """
 
@@ -39,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import schema
-from model import shape_check
+from model import calibration, shape_check
 
 STATUSES = ("accepted", "review", "not_a_digit")
 ACCEPTED, REVIEW, NOT_A_DIGIT = range(3)
@@ -71,7 +73,8 @@ class Screen:
     """What `assess` needs: the temperature, the review threshold and the input limits."""
 
     temperature: float = 1.0
-    threshold: float = 0.0  # calibrated confidence at or above it: accepted
+    threshold: float = 0.0  # a ranking score at or above it: accepted
+    ranking: str = "confidence"  # the score (model.calibration.RANKINGS); older files: this
     digit_floor: float = 0.0  # calibrated confidence below it: unlike_a_digit
     ink: tuple[float, float] = (0.0, 1.0)
     max_second_blob: float = 1.0
@@ -155,6 +158,16 @@ def calibrate(probabilities: tf.Tensor, temperature: float) -> tf.Tensor:
     return tf.nn.softmax(logits, axis=-1)
 
 
+def rank(calibrated: tf.Tensor, ranking: str) -> tf.Tensor:
+    """The ranking score model.calibration.ranking_score gives (tested equal), [n]."""
+    if ranking not in calibration.RANKINGS:
+        raise ValueError(f"ranking {ranking!r}: one of {', '.join(calibration.RANKINGS)}")
+    top = tf.math.top_k(calibrated, k=2).values
+    if ranking == "confidence":
+        return top[:, 0]
+    return top[:, 0] / (top[:, 0] + top[:, 1])
+
+
 def _checks(screen: Screen) -> tuple:
     """The not-a-digit checks, in the order of REASONS: the reason, the measurement
     (FEATURES, or the calibrated confidence), whether a value below the limit fails
@@ -172,12 +185,13 @@ def _checks(screen: Screen) -> tuple:
     )
 
 
-def judge(measured: dict, confidence, screen: Screen) -> dict:
-    """The checks on measurements (`features`) and calibrated confidences [n] -> `reasons`
+def judge(measured: dict, calibrated, screen: Screen) -> dict:
+    """The checks on measurements (`features`) and calibrated probabilities [n, 10] -> `reasons`
     (bits), `status`, and `not_a_digit_score`: the largest of each check's measurement
     over its limit (limit over measurement, for the checks that fail below it), so above
     1 exactly when a not-a-digit check fails. All checks at once, as [n, checks] arrays."""
-    confidence = tf.convert_to_tensor(confidence, tf.float32)
+    calibrated = tf.convert_to_tensor(calibrated, tf.float32)
+    confidence = tf.reduce_max(calibrated, axis=-1)
     m = {name: tf.convert_to_tensor(measured[name], tf.float32) for name in FEATURES}
     m["confidence"] = confidence
     checked, names, fails_below, limits = zip(*_checks(screen), strict=True)
@@ -189,7 +203,7 @@ def judge(measured: dict, confidence, screen: Screen) -> dict:
         below, limits / tf.maximum(values, 1e-6), values / tf.maximum(limits, 1e-6)
     )
     score = tf.reduce_max(ratios, axis=1)
-    unsure = confidence < screen.threshold
+    unsure = rank(calibrated, screen.ranking) < screen.threshold
     unusual = m["shape"] > screen.review_shape
     failed = tf.concat([ratios > 1.0, tf.stack([unsure, unusual], axis=1)], axis=1)
     bits = tf.constant([1 << i for i in range(len(REASONS))], tf.int32)
@@ -205,12 +219,12 @@ def assess(probabilities, pixels, screen: Screen) -> dict:
     calibrated), status, reason bits, not-a-digit score, and the checks' measurements."""
     probabilities = tf.convert_to_tensor(probabilities, tf.float32)
     measured = features(tf.convert_to_tensor(pixels, tf.uint8), screen.shape_check)
-    confidence = tf.reduce_max(calibrate(probabilities, screen.temperature), axis=-1)
+    calibrated = calibrate(probabilities, screen.temperature)
     return {
         "digit": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
         "confidence": tf.reduce_max(probabilities, axis=-1),
-        "calibrated_confidence": confidence,
-        **judge(measured, confidence, screen),
+        "calibrated_confidence": tf.reduce_max(calibrated, axis=-1),
+        **judge(measured, calibrated, screen),
         **measured,
     }
 
@@ -232,18 +246,21 @@ def as_strings(assessed: dict) -> dict:
 
 def fit(
     measured: dict,
-    calibrated_confidence,
+    calibrated,
     temperature: float,
     threshold: float,
     budget: float = 0.01,
     shape_weights: dict | None = None,
     shape_review_share: float = 0.0,
+    ranking: str = "confidence",
 ) -> Screen:
-    """Input limits from held-out digits' measurements: each cuts the same tail share q,
-    the largest (by bisection) flagging at most `budget` of them in all. The shape check's
-    review limit (with `shape_weights`) cuts the top `shape_review_share` of them."""
+    """Input limits from held-out digits' measurements and calibrated probabilities
+    [n, 10]: each cuts the same tail share q, the largest (by bisection) flagging at most
+    `budget` of them in all. The shape check's review limit (with `shape_weights`) cuts the
+    top `shape_review_share` of them. `threshold` applies to the `ranking` score."""
     values = {name: np.asarray(measured[name], np.float64) for name in FEATURES}
-    confidence = np.asarray(calibrated_confidence, np.float64)
+    calibrated = np.asarray(calibrated, np.float64)
+    confidence = calibrated.max(axis=1)
     review_shape = 1.0
     if shape_weights and shape_review_share > 0:
         review_shape = float(np.quantile(values["shape"], 1 - shape_review_share))
@@ -252,6 +269,7 @@ def fit(
         return Screen(
             temperature=temperature,
             threshold=threshold,
+            ranking=ranking,
             digit_floor=float(np.quantile(confidence, q)),
             ink=(float(np.quantile(values["ink"], q)), float(np.quantile(values["ink"], 1 - q))),
             max_second_blob=float(np.quantile(values["second_blob"], 1 - q)),
@@ -264,7 +282,7 @@ def fit(
         )
 
     def flagged(screen: Screen) -> float:  # the share of digits called not_a_digit
-        return float(np.mean(judge(values, confidence, screen)["status"].numpy() == NOT_A_DIGIT))
+        return float(np.mean(judge(values, calibrated, screen)["status"].numpy() == NOT_A_DIGIT))
 
     low, high = 0.0, budget
     for _ in range(30):

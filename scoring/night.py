@@ -235,6 +235,7 @@ def lineage(config: ScoreConfig, model_id: str, blessing: dict, screen, run_id: 
         "apache_beam": beam.__version__,
         "temperature": screen.temperature,
         "threshold": screen.threshold,
+        "ranking": screen.ranking,
     }
 
 

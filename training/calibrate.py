@@ -29,6 +29,7 @@ class CalibrationConfig:
 
     target_error: float = 0.001
     threshold_rule: str = "bound"
+    ranking: str = "top_two"
     not_a_digit_budget: float = 0.01
     shape_review_share: float = 0.02
     shape_check: shape_check.ShapeCheckConfig = field(default_factory=shape_check.ShapeCheckConfig)
@@ -53,17 +54,17 @@ def fit(
     temperature = calibration.fit_temperature(probabilities, labels)
     val = calibration.scale(probabilities, temperature)
     threshold = calibration.choose_threshold(
-        val, labels, config.target_error, config.threshold_rule
+        val, labels, config.target_error, config.threshold_rule, config.ranking
     )
     screen = fit_screen(
         validation, temperature, threshold, config.not_a_digit_budget, weights,
-        config.shape_review_share,
+        config.shape_review_share, config.ranking,
     )  # fmt: skip
     fitted = {
         "screen": screen.to_dict(),
         "target_error": config.target_error,
         "threshold_rule": config.threshold_rule,
-        "validation_at_threshold": calibration.coverage(val, labels, threshold),
+        "validation_at_threshold": calibration.coverage(val, labels, threshold, config.ranking),
         "validation_ece_after": calibration.expected_calibration_error(val, labels),
     }
     model_id = serving.model_id(os.path.join(model_dir, schema.KERAS_FILE))
@@ -93,13 +94,19 @@ def write_reference(model_dir: str, predictor, validation: data.Split) -> None:
 
 
 def fit_screen(
-    validation: data.Split, temperature, threshold, budget, shape_weights=None, review=0.0
+    validation: data.Split,
+    temperature,
+    threshold,
+    budget,
+    shape_weights=None,
+    review=0.0,
+    ranking="confidence",
 ):
     """model.screening's limits from the validation digits (see screening.fit); `review`:
-    the share of them the shape check sends to review."""
-    confidence = calibration.scale(validation.probabilities, temperature).max(axis=1)
-    limits = (temperature, threshold, budget, shape_weights, review)
-    return screening.fit(validation.measured, confidence, *limits)
+    the share of them the shape check sends to review; `threshold` is on `ranking`."""
+    calibrated = calibration.scale(validation.probabilities, temperature)
+    limits = (temperature, threshold, budget, shape_weights, review, ranking)
+    return screening.fit(validation.measured, calibrated, *limits)
 
 
 def train_shape_check(

@@ -12,9 +12,11 @@ from common import files, schema
 
 def _made(data_dir, model_dir, config: dict) -> None:
     """A model folder as `digits train` leaves it, as far as the bench reads it."""
-    model_dir.mkdir(parents=True)
+    model_dir.mkdir(parents=True, exist_ok=True)
     manifest = files.sha256_file(str(data_dir / schema.MANIFEST_FILE))
-    metrics = {"dataset_manifest_sha256": manifest, "config": config}
+    recipe = {k: v for k, v in config.items() if k != "ranking"}  # that is the calibration's
+    metrics = {"dataset_manifest_sha256": manifest, "config": recipe,
+               "calibration": {"screen": {"ranking": config["ranking"]}}}  # fmt: skip
     (model_dir / "metrics.json").write_text(json.dumps(metrics))
 
 
@@ -33,6 +35,10 @@ def test_a_model_trained_with_other_numbers_or_data_is_not_reused(tmp_path):
     with pytest.raises(SystemExit, match=r"strong-1 was trained with label_smoothing 0\.1 \(now 0"):
         recipes_bench.same_run(str(data_dir), str(model), other)
     assert recipes_bench.folder_name("strong", 1, unsmoothed) == "strong_label-smoothing_0-1"
+
+    _made(data_dir, model, {**strong, "ranking": "confidence"})  # calibrated the older way
+    with pytest.raises(SystemExit, match=r"strong-1 was trained with ranking confidence \(now top"):
+        recipes_bench.same_run(str(data_dir), str(model), strong)
 
     (data_dir / schema.MANIFEST_FILE).write_text('{"splits": {"train": {}}}')
     with pytest.raises(SystemExit, match="strong-1 was trained on another dataset"):

@@ -20,6 +20,14 @@ def measure(*images) -> dict:
     return {k: v.numpy() for k, v in screening.features(np.stack(images)).items()}
 
 
+def sure(confidence) -> np.ndarray:
+    """Probabilities [n, 10]: digit 3 at each `confidence`, the rest spread evenly."""
+    confidence = np.asarray(confidence, np.float32)
+    probabilities = np.repeat(((1 - confidence) / 9)[:, None], 10, axis=1)
+    probabilities[:, 3] = confidence
+    return probabilities
+
+
 def test_features_measure_blank_ink_blobs_and_noise():
     blank = np.zeros((28, 28), np.uint8)
     two = stroke(cols=slice(4, 7)) | stroke(cols=slice(20, 23))
@@ -69,17 +77,42 @@ def test_the_shape_check_sends_unusual_shapes_to_review_and_odd_ones_out():
     screen = screening.Screen(threshold=0.9, max_shape=0.9, review_shape=0.5)
     measured = {k: v.numpy() for k, v in screening.features(np.stack([stroke()] * 3)).items()}
     measured["shape"] = np.array([0.1, 0.6, 0.95], np.float32)  # the check's scores
-    out = screening.judge(measured, np.full(3, 0.99, np.float32), screen)
+    out = screening.judge(measured, sure(np.full(3, 0.99)), screen)
     status = [screening.STATUSES[s] for s in out["status"].numpy()]
     reasons = [screening.reason_names(int(r)) for r in out["reasons"].numpy()]
     assert status == ["accepted", "review", "not_a_digit"]
     assert reasons == [[], ["unusual_shape"], ["odd_shape", "unusual_shape"]]
 
 
-def test_calibrated_confidence_is_temperature_scaling():
+def test_calibrated_confidence_is_temperature_scaling_and_scores_agree():
     probabilities = np.random.default_rng(1).dirichlet(np.ones(10) * 0.3, size=50)
     tf_scaled = screening.calibrate(probabilities.astype(np.float32), 1.7).numpy()
     np.testing.assert_allclose(tf_scaled, calibration.scale(probabilities, 1.7), atol=1e-5)
+    for ranking in calibration.RANKINGS:  # the scorer's score is the one calibration fits on
+        np.testing.assert_allclose(
+            screening.rank(tf_scaled, ranking).numpy(),
+            calibration.ranking_score(calibration.scale(probabilities, 1.7), ranking),
+            atol=1e-5,
+        )
+    with pytest.raises(ValueError, match="ranking 'margin': one of top_two, confidence"):
+        screening.rank(tf_scaled, "margin")
+
+
+def test_the_threshold_applies_to_the_screens_ranking():
+    # Torn between 3 and 5 at 0.6 / 0.39, against sure of 3 at 0.55 with the rest spread:
+    # the top probability prefers the first, the top two's share (0.61 / 0.92) the second.
+    torn = np.full(10, 0.01 / 8, np.float32)
+    torn[[3, 5]] = 0.6, 0.39
+    probabilities = np.stack([torn, sure([0.55])[0]])
+    measured = measure(stroke(), stroke())
+
+    def statuses(ranking: str, threshold: float) -> list[int]:
+        screen = screening.Screen(threshold=threshold, ranking=ranking)
+        return screening.judge(measured, probabilities, screen)["status"].numpy().tolist()
+
+    assert statuses("confidence", 0.58) == [0, 1]  # accepted, review
+    assert statuses("top_two", 0.9) == [1, 0]
+    assert screening.Screen.from_dict({"threshold": 0.9}).ranking == "confidence"  # older files
 
 
 def test_fitted_limits_flag_at_most_the_budget_of_the_digits_they_were_fitted_on():
@@ -94,7 +127,7 @@ def test_fitted_limits_flag_at_most_the_budget_of_the_digits_they_were_fitted_on
         "aspect": rng.uniform(0.2, 1.4, n),
         "shape": rng.beta(0.5, 5, n),  # the shape check's scores (its weights are not used)
     }
-    confidence = rng.uniform(0.5, 1.0, n)
+    confidence = sure(rng.uniform(0.5, 1.0, n))
     for budget in (0.005, 0.02):
         screen = screening.fit(measured, confidence, 1.0, 0.99, budget, {"layers": []})
         flagged = screening.judge(measured, confidence, screen)["status"].numpy() == 2

@@ -94,7 +94,8 @@ def test_train_calibrates_for_this_exact_model(mnist_model, mnist_dataset):
     0.5% error under the bound rule with thousands of digits to spare."""
     saved = files.read_json(str(mnist_model / schema.CALIBRATION_FILE))  # by digits train
     assert saved["model_id"] == serving.model_id(serving.keras_path(str(mnist_model)))
-    assert saved["threshold"] < 1 and saved["threshold_rule"] == "bound"  # the default
+    assert saved["threshold"] < 1 and saved["threshold_rule"] == "bound"  # the defaults
+    assert saved["ranking"] == "top_two"
     chosen = saved["validation_at_threshold"]
     validation = data.read_manifest(str(mnist_dataset))["splits"]["validation"]["records"]
     assert chosen["accepted"] <= validation

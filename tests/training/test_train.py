@@ -433,3 +433,14 @@ def test_options_replace_the_recipes_label_smoothing_and_damage_share(tiny_datas
         train.parse_args([*argv, "--label-smoothing", "1"])
     with pytest.raises(ValueError, match="--damage-share must be between 0 and 1, got -0.5"):
         train.parse_args([*argv, "--damage-share", "-0.5"])
+
+
+def test_the_review_threshold_is_set_on_the_top_two_share_unless_asked_otherwise(
+    tiny_dataset, tmp_path, capsys
+):
+    argv = ["--data", str(tiny_dataset), "--output", str(tmp_path / "m")]
+    assert train.parse_args(argv).calibration.ranking == "top_two"
+    assert train.parse_args([*argv, "--ranking", "confidence"]).calibration.ranking == "confidence"
+    with pytest.raises(SystemExit):
+        train.parse_args([*argv, "--ranking", "margin"])
+    assert "--ranking: invalid choice: 'margin'" in capsys.readouterr().err
