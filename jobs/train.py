@@ -51,6 +51,7 @@ def parse_args(argv) -> TrainRun:
     add_recipe_options(parser)
     add_data_options(parser)
     add_calibration_options(parser)
+    add_screen_options(parser)
     parser.add_argument(
         "--precision",
         default=TrainRun.precision,
@@ -120,7 +121,7 @@ def add_data_options(parser) -> None:
 
 
 def add_calibration_options(parser) -> None:
-    """The calibration train fits; defaults from CalibrationConfig."""
+    """The review threshold train fits; defaults from CalibrationConfig."""
     defaults = CalibrationConfig()
     parser.add_argument(
         "--target-error",
@@ -143,6 +144,11 @@ def add_calibration_options(parser) -> None:
         help="what the review threshold is set on: top_two (default), the top digit's share "
         "of the two likeliest, p1 / (p1 + p2); confidence, the top probability",
     )
+
+
+def add_screen_options(parser) -> None:
+    """The input checks train fits; defaults from CalibrationConfig."""
+    defaults = CalibrationConfig()
     parser.add_argument(
         "--not-a-digit-budget",
         type=float,

@@ -247,17 +247,15 @@ def as_strings(assessed: dict) -> dict:
 def fit(
     measured: dict,
     calibrated,
-    temperature: float,
-    threshold: float,
     budget: float = 0.01,
     shape_weights: dict | None = None,
     shape_review_share: float = 0.0,
-    ranking: str = "confidence",
 ) -> Screen:
     """Input limits from held-out digits' measurements and calibrated probabilities
     [n, 10]: each cuts the same tail share q, the largest (by bisection) flagging at most
     `budget` of them in all. The shape check's review limit (with `shape_weights`) cuts the
-    top `shape_review_share` of them. `threshold` applies to the `ranking` score."""
+    top `shape_review_share` of them. The temperature and the review threshold are the
+    caller's to set (dataclasses.replace): the limits do not depend on them."""
     values = {name: np.asarray(measured[name], np.float64) for name in FEATURES}
     calibrated = np.asarray(calibrated, np.float64)
     confidence = calibrated.max(axis=1)
@@ -267,9 +265,6 @@ def fit(
 
     def limits(q: float) -> Screen:
         return Screen(
-            temperature=temperature,
-            threshold=threshold,
-            ranking=ranking,
             digit_floor=float(np.quantile(confidence, q)),
             ink=(float(np.quantile(values["ink"], q)), float(np.quantile(values["ink"], 1 - q))),
             max_second_blob=float(np.quantile(values["second_blob"], 1 - q)),

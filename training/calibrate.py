@@ -12,7 +12,7 @@ scorer's skew check) and the SavedModel again, so that it returns statuses too.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -105,8 +105,8 @@ def fit_screen(
     """model.screening's limits from the validation digits (see screening.fit); `review`:
     the share of them the shape check sends to review; `threshold` is on `ranking`."""
     calibrated = calibration.scale(validation.probabilities, temperature)
-    limits = (temperature, threshold, budget, shape_weights, review, ranking)
-    return screening.fit(validation.measured, calibrated, *limits)
+    screen = screening.fit(validation.measured, calibrated, budget, shape_weights, review)
+    return replace(screen, temperature=temperature, threshold=threshold, ranking=ranking)
 
 
 def train_shape_check(

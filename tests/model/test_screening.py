@@ -129,16 +129,16 @@ def test_fitted_limits_flag_at_most_the_budget_of_the_digits_they_were_fitted_on
     }
     confidence = sure(rng.uniform(0.5, 1.0, n))
     for budget in (0.005, 0.02):
-        screen = screening.fit(measured, confidence, 1.0, 0.99, budget, {"layers": []})
+        screen = screening.fit(measured, confidence, budget, {"layers": []})
         flagged = screening.judge(measured, confidence, screen)["status"].numpy() == 2
         assert budget / 2 < flagged.mean() <= budget
         assert screen.fitted["flagged_share"] == pytest.approx(flagged.mean())
         assert screen.max_shape < 1.0 and screen.shape_check == {"layers": []}
         assert screen.review_shape == 1.0  # no review share asked for
-    reviewed = screening.fit(measured, confidence, 1.0, 0.99, 0.01, {"layers": []}, 0.03)
+    reviewed = screening.fit(measured, confidence, 0.01, {"layers": []}, 0.03)
     unusual = measured["shape"] > reviewed.review_shape
     assert 0.025 < unusual.mean() <= 0.03 and reviewed.review_shape < reviewed.max_shape
-    without = screening.fit(measured, confidence, 1.0, 0.99, 0.01)
+    without = screening.fit(measured, confidence, 0.01)
     assert without.max_shape == 1.0 and without.shape_check == {}  # no shape check: no limit
 
 

@@ -37,7 +37,7 @@ def test_briefly_trained_it_scores_unseen_outliers_above_unseen_digits(mnist_dir
     assert calibration.auroc(outlier_scores, digit_scores) > 0.9
     # and the screen, its limits fitted on digits, gives them the reason odd_shape
     measured = {k: v.numpy() for k, v in screening.features(held_out_digits, weights).items()}
-    screen = screening.fit(measured, np.eye(10)[np.zeros(1000, int)], 1.0, 0.5, 0.02, weights)
+    screen = screening.fit(measured, np.eye(10)[np.zeros(1000, int)], 0.02, weights)
     judged = screening.assess(
         np.eye(10)[np.zeros(400, int)], not_digits[1200:], screen
     )  # a classifier sure of every one: only the input checks speak
