@@ -149,7 +149,7 @@ def plot_reliability(test: Split, temperature: float, path: str) -> None:
 
 
 def card_section(result: dict) -> str:
-    test, score = result["test_at_threshold"], SCORES[result.get("ranking", "confidence")]
+    test, score = result["test_at_threshold"], SCORES[result["ranking"]]
     threshold = (
         "none meets it, so every digit goes to review"
         if result["threshold"] == calibration.ACCEPT_NOTHING

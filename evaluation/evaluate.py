@@ -63,7 +63,7 @@ def run(job: EvaluateRun) -> dict:
     results["calibration"] = calibration.judge(test, stored)
     results["by_source"] = calibration.by_source(test, stored)
     results["label_review"] = label_review.candidates(
-        validation, stored["temperature"], stored.get("ranking", "confidence")
+        validation, screen.temperature, screen.ranking
     )
     steps.start("robustness suites (corruptions, not-a-digit inputs, scans)")
     predictor = serving.Predictor.of(model, screen)  # the scorer's, on the model loaded once
