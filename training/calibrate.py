@@ -56,10 +56,7 @@ def fit(
     threshold = calibration.choose_threshold(
         val, labels, config.target_error, config.threshold_rule, config.ranking
     )
-    screen = fit_screen(
-        validation, temperature, threshold, config.not_a_digit_budget, weights,
-        config.shape_review_share, config.ranking,
-    )  # fmt: skip
+    screen = fit_screen(validation, temperature, threshold, config, weights)
     fitted = {
         "screen": screen.to_dict(),
         "target_error": config.target_error,
@@ -94,19 +91,16 @@ def write_reference(model_dir: str, predictor, validation: data.Split) -> None:
 
 
 def fit_screen(
-    validation: data.Split,
-    temperature,
-    threshold,
-    budget,
-    shape_weights=None,
-    review=0.0,
-    ranking="confidence",
+    validation: data.Split, temperature, threshold, config: CalibrationConfig, shape_weights=None
 ):
-    """model.screening's limits from the validation digits (see screening.fit); `review`:
-    the share of them the shape check sends to review; `threshold` is on `ranking`."""
+    """model.screening's limits from the validation digits (see screening.fit), with the
+    temperature and the review threshold (on config.ranking's score)."""
     calibrated = calibration.scale(validation.probabilities, temperature)
-    screen = screening.fit(validation.measured, calibrated, budget, shape_weights, review)
-    return replace(screen, temperature=temperature, threshold=threshold, ranking=ranking)
+    screen = screening.fit(
+        validation.measured, calibrated, config.not_a_digit_budget, shape_weights,
+        config.shape_review_share,
+    )  # fmt: skip
+    return replace(screen, temperature=temperature, threshold=threshold, ranking=config.ranking)
 
 
 def train_shape_check(
