@@ -75,8 +75,11 @@ def same_run(data_dir: str, model: str, config: dict) -> None:
             f"{model} was trained on another dataset than {data_dir} (its manifest's SHA-256 "
             f"differs); {again}"
         )
-    ranking = metrics.get("calibration", {}).get("screen", {}).get("ranking", "confidence")
-    had = {**metrics.get("config", {}), "ranking": ranking}
+    from model.screening import Screen  # TensorFlow, imported as late as training_config's
+
+    # A screen fitted before rankings existed reads as Screen's default.
+    screen = Screen.from_dict(metrics.get("calibration", {}).get("screen", {}))
+    had = {**metrics.get("config", {}), "ranking": screen.ranking}
     differs = [f"{k} {had.get(k)} (now {v})" for k, v in config.items() if had.get(k) != v]
     if differs:
         raise SystemExit(f"{model} was trained with {', '.join(differs)}; {again}")

@@ -29,7 +29,7 @@ COLUMNS = ("key", "mnist_label", "read_as", "confidence", "score", "rank")
 
 
 def candidates(
-    validation: Split, temperature: float, ranking: str = "confidence", limit: int = LIMIT
+    validation: Split, temperature: float, ranking: str, limit: int = LIMIT
 ) -> list[dict]:
     """MNIST validation digits read as another digit, the highest `ranking` score
     (model.calibration.RANKINGS) first; `rank`: how many validation digits score at least
