@@ -2,6 +2,7 @@
 
     digits preprocess --output out/data
     digits train --data out/data --output out/model
+    digits calibrate --model out/model --data out/data --output out/model-b --target-error 0.005
     digits evaluate --data out/data --model out/model --output out/report
     digits score --model out/model --input 'images/*.png' --output out/scores
     digits promote --candidate out/retrain/model --to out/model
@@ -22,6 +23,7 @@ from common.startup import quiet_native_startup
 JOBS = {
     "preprocess": "jobs.preprocess",
     "train": "jobs.train",
+    "calibrate": "jobs.calibrate",
     "evaluate": "jobs.evaluate",
     "score": "jobs.score",
     "promote": "jobs.promote",

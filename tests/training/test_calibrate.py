@@ -13,7 +13,7 @@ import pytest
 from common import files, schema
 from jobs import evaluate
 from model import calibration, data, screening, serving
-from tests.conftest import TEST_GATE
+from tests.conftest import TEST_GATE, TEST_SHAPE, preprocess_tiny
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +175,64 @@ def test_no_threshold_accepts_nothing_even_saturated_confidences():
     threshold = calibration.choose_threshold(probabilities, labels, 0.001, rule="point")
     assert threshold == calibration.ACCEPT_NOTHING
     assert calibration.coverage(probabilities, labels, threshold)["accepted"] == 0
+
+
+def test_calibrate_fits_another_target_into_a_new_folder_and_only_reads_the_source(
+    tiny_model, tiny_dataset, tmp_path
+):
+    from jobs import calibrate
+
+    before = _digests(tiny_model)
+    source = files.read_json(str(tiny_model / schema.CALIBRATION_FILE))
+    out = tmp_path / "looser"
+    argv = ["--model", str(tiny_model), "--data", str(tiny_dataset), "--output", str(out)]
+    looser = ("--threshold-rule", "point", "--target-error", "0.2", "--ranking", "confidence")
+    calibrate.run([*argv, *TEST_SHAPE, *looser])
+    assert _digests(tiny_model) == before  # the source (its blessing too) is only read
+    saved = files.read_json(str(out / schema.CALIBRATION_FILE))
+    assert saved["model_id"] == source["model_id"]  # the same network...
+    assert (saved["target_error"], saved["ranking"]) == (0.2, "confidence")  # ...judged anew
+    assert saved["threshold"] < source["threshold"]
+    metrics = files.read_json(str(out / schema.METRICS_FILE))
+    assert metrics["recalibrated_from"]["model"] == str(tiny_model)
+    trained = files.read_json(str(tiny_model / schema.METRICS_FILE))
+    assert metrics["test"] == trained["test"] and metrics["config"] == trained["config"]
+    # Servable with the new screen, and unblessed until digits evaluate judges it.
+    assert serving.load_screen(str(out)).threshold == saved["threshold"]
+    with pytest.raises(serving.ModelRefused, match="no blessing.json"):
+        serving.check_blessing(str(out))
+
+    # A rerun replaces its own folder, a stale blessing included: it vouched for the old
+    # calibration of the same network file.
+    shutil.copy(tiny_model / schema.BLESSING_FILE, out / schema.BLESSING_FILE)
+    calibrate.run([*argv, *TEST_SHAPE, "--target-error", "0.005"])
+    assert not (out / schema.BLESSING_FILE).exists()
+    assert files.read_json(str(out / schema.CALIBRATION_FILE))["threshold"] > saved["threshold"]
+
+
+def test_calibrate_refuses_another_dataset_the_source_folder_and_a_trained_model(
+    tiny_model, tiny_dataset, tmp_path, capsys
+):
+    from jobs import calibrate
+
+    other = preprocess_tiny(tmp_path / "other", train=300, test=100, validation=100)
+    shutil.copytree(tiny_model, tmp_path / "trained")
+    (tmp_path / "users").mkdir()
+    (tmp_path / "users" / "notes.txt").write_text("a user's file")
+    cases = {
+        (str(other), str(tmp_path / "new")): "is not the dataset --model",
+        (str(tiny_dataset), str(tiny_model)): "is the --model folder",
+        (str(tiny_dataset), str(tmp_path / "trained")): "holds a model (or a training's",
+        (str(tiny_dataset), str(tmp_path / "users")): "digits calibrate did not write (notes",
+    }
+    for (dataset, output), message in cases.items():
+        argv = ["--model", str(tiny_model), "--data", dataset, "--output", output]
+        assert calibrate.main(argv) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    assert (tmp_path / "users" / "notes.txt").read_text() == "a user's file"
+    assert _digests(tmp_path / "trained") == _digests(tiny_model)
+    with pytest.raises(SystemExit) as stopped:
+        calibrate.main(["--model", str(tiny_model), "--data", str(tiny_dataset),
+                        "--output", str(tmp_path / "new"), "--target", "0.01"])  # fmt: skip
+    assert stopped.value.code == 2 and "unrecognized arguments: --target" in capsys.readouterr().err
