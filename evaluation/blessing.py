@@ -48,6 +48,7 @@ def bless(
     verdict = {
         "model_id": serving.identifier(digest),
         "model_sha256": digest,
+        "calibration_sha256": serving.calibration_digest(model),
         "baseline": None
         if baseline is None
         else {

@@ -73,11 +73,26 @@ def calibration_path(model: str) -> str:
     return files.join(model_folder(model), schema.CALIBRATION_FILE)
 
 
+def calibration_digest(model: str) -> str | None:
+    """The SHA-256 of the model's calibration.json (None without one): a blessing vouches
+    for the statuses it gives as well as for the network."""
+    path = calibration_path(model)
+    return files.sha256_file(path) if files.exists(path) else None
+
+
+def _calibration_changed(blessing: dict, model: str) -> bool:
+    """Whether calibration.json is not the one blessed (never, for a blessing written before
+    blessings recorded it)."""
+    recorded = blessing.get("calibration_sha256", calibration_digest(model))
+    return recorded != calibration_digest(model)
+
+
 def check_blessing(model: str, allow_unblessed: bool = False) -> dict:
     """The model's blessing (digits evaluate writes it; evaluation.gate), checked to be for the
-    model file as it is now. Refuses (ModelRefused) a missing blessing, one for another
-    digest, or a "not blessed" verdict, unless `allow_unblessed`: then the returned record
-    says so."""
+    model file and its calibration.json as they are now (a blessing written before it
+    recorded the calibration vouches for the model file only). Refuses (ModelRefused) a
+    missing blessing, one for another digest, or a "not blessed" verdict, unless
+    `allow_unblessed`: then the returned record says so."""
     path = keras_path(model)
     blessing_path = files.join(model_folder(path), schema.BLESSING_FILE)
     digest = files.sha256_file(path)
@@ -92,6 +107,11 @@ def check_blessing(model: str, allow_unblessed: bool = False) -> dict:
             problem = (
                 f"{path} changed since it was blessed (blessed sha256 "
                 f"{blessing['model_sha256'][:16]}, now {digest[:16]}); evaluate it again"
+            )
+        elif _calibration_changed(blessing, path):
+            problem = (
+                f"{calibration_path(path)} changed since the model was blessed (the gate "
+                "judged the statuses it gives); evaluate it again"
             )
         elif not blessing["blessed"]:
             problem = f"not blessed: failed {', '.join(blessing['failed'])} (see {blessing_path})"

@@ -22,6 +22,7 @@ from model import screening
 from model.folder import (  # noqa: F401 (re-exported: the names every job uses)
     REFUSED_SUFFIXES,
     ModelRefused,
+    calibration_digest,
     calibration_path,
     check_blessing,
     identifier,

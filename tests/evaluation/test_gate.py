@@ -145,10 +145,30 @@ def test_a_model_file_swapped_after_blessing_is_refused(worse_model, tiny_model,
     assert "changed since it was blessed" in capsys.readouterr().err
 
 
+def test_a_calibration_swapped_after_blessing_is_refused(tiny_model, tmp_path, capsys):
+    # The same network with another review threshold (what digits calibrate writes into a
+    # new folder) gives other statuses than the gate judged.
+    swapped = tmp_path / "model"
+    shutil.copytree(tiny_model, swapped)
+    calibration = json.loads((swapped / schema.CALIBRATION_FILE).read_text())
+    calibration["threshold"] = 0.5
+    (swapped / schema.CALIBRATION_FILE).write_text(json.dumps(calibration))
+    assert run_scorer(swapped, one_image(tmp_path) / "*", tmp_path / "out") == 2
+    assert "calibration.json changed since the model was blessed" in capsys.readouterr().err
+    # A blessing written before blessings recorded the calibration still vouches for the file.
+    blessing = json.loads((swapped / schema.BLESSING_FILE).read_text())
+    del blessing["calibration_sha256"]
+    (swapped / schema.BLESSING_FILE).write_text(json.dumps(blessing))
+    assert serving.check_blessing(str(swapped))["blessed"]
+
+
 def test_the_blessed_model_is_scored_and_the_summary_records_the_blessing(tiny_model):
     blessing = json.loads((tiny_model / schema.BLESSING_FILE).read_text())
     assert blessing["blessed"] and blessing["model_sha256"] == serving.files.sha256_file(
         str(tiny_model / schema.KERAS_FILE)
+    )
+    assert blessing["calibration_sha256"] == serving.files.sha256_file(
+        str(tiny_model / schema.CALIBRATION_FILE)
     )
     assert serving.check_blessing(str(tiny_model))["blessed"]
 
