@@ -2,7 +2,7 @@
 
 Locally (DirectRunner):
 
-    digits preprocess --output out/data [--source DIR] [--validation-size 10000]
+    digits preprocess --output out/data [--source DIR] [--validation-size 16000]
         [--labelled LABELS ...]       # image folders: LABELS/0/ ... LABELS/9/, not_a_digit/
         [--relabel corrections.csv]   # labels a person corrected: key,label,note
     python -m jobs.preprocess --output out/data     # the same
@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         "--validation-size",
         type=int,
         default=PreprocessConfig.validation_size,
-        help="last N training images form the validation split (default 10000)",
+        help="last N training images form the validation split (default 16000)",
     )
     parser.add_argument(
         "--num-shards",

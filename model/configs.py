@@ -42,7 +42,7 @@ class TrainConfig:
     # training digits, mixed into every batch.
     damage_share: float = 0.0
     # A labelled folder's digits (digits preprocess --labelled) weigh this much in the loss
-    # against MNIST's 1: a few hundred answers against 50,000 MNIST digits need the weight.
+    # against MNIST's 1: a few hundred answers against 44,000 MNIST digits need the weight.
     labelled_weight: float = 5.0
     # An ensemble in one model: this many copies of the network (seeds seed, seed+1, ...),
     # trained side by side on the same batches, each on its own loss; the exported model

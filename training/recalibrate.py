@@ -50,7 +50,9 @@ def run(job: CalibrateRun) -> dict:
         for name in COPIED:
             if files.exists(source := files.join(job.model, name)):
                 files.copy(source, files.join(local, name))
-        fitted = calibrate.fit(model, local, dataset.path, job.calibration, Steps("calibration"))
+        fitted = calibrate.fit(
+            model, local, dataset.path, job.calibration, Steps("digits calibrate")
+        )
         metrics = {
             **trained,
             "calibration": fitted,

@@ -112,6 +112,27 @@ def test_evaluation_reads_and_writes_the_bucket(cloud):
     assert files.read_json(f"{report}/evaluation.json")["accuracy"] == results["accuracy"]
 
 
+def test_calibration_reads_the_bucket_and_writes_a_new_model_folder_there(cloud):
+    from jobs import calibrate
+    from model import serving
+
+    bucket = cloud["bucket"]
+    source, target = f"{bucket}/model", f"{bucket}/model-looser"
+    looser = ("--threshold-rule", "point", "--target-error", "0.2", "--shape-check-epochs", "0")
+    calibrate.run(["--model", source, "--data", f"{bucket}/data", "--output", target, *looser])
+    names = set(files.list_tree(target))
+    assert {schema.KERAS_FILE, schema.CALIBRATION_FILE, "saved_model/saved_model.pb"} <= names
+    assert schema.BLESSING_FILE not in names  # evaluate judges the new calibration first
+    assert files.sha256_file(f"{target}/{schema.KERAS_FILE}") == files.sha256_file(
+        f"{source}/{schema.KERAS_FILE}"
+    )
+    assert serving.load_screen(target).threshold < serving.load_screen(source).threshold
+    assert (
+        files.read_json(f"{target}/{schema.METRICS_FILE}")["recalibrated_from"]["model"] == source
+    )
+    assert serving.check_blessing(source)["blessed"]  # the source, blessing and all, untouched
+
+
 def test_scoring_images_and_records_on_the_bucket_equals_the_local_run(cloud):
     bucket, tmp = cloud["bucket"], cloud["tmp"]
     inputs = ["--input", f"{bucket}/in/{DATE}/*.png", "--input", f"{bucket}/data/mnist-test.*"]

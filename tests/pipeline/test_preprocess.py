@@ -20,6 +20,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from common import schema
 from jobs import preprocess
 from pipeline import idx, output, relabel, sources
+from pipeline.preprocess import PreprocessConfig
 from pipeline.transforms import Normalise, ReadIdx, ShardPlan, SplitSource, ToExamples
 from tests.conftest import REPO, kill_job_when
 from tests.fakes import digit_like_images, write_idx
@@ -225,7 +226,8 @@ def test_relabel_corrects_the_listed_training_digits_and_the_manifest_says_so(ti
 
 def test_the_projects_own_corrections_are_mnist_validation_digits():
     corrections = relabel.read(str(REPO / "docs" / "mnist-relabel.csv"), 60_000)
-    assert corrections.per_split(validation_start=50_000) == {"train": 0, "validation": 4}
+    start = 60_000 - PreprocessConfig.validation_size  # the default split's
+    assert corrections.per_split(validation_start=start) == {"train": 0, "validation": 4}
 
 
 @pytest.mark.parametrize(
@@ -332,7 +334,7 @@ def test_mnist_dir_is_used_and_checked(tiny_mnist, tmp_path, monkeypatch):
 def test_real_mnist_end_to_end(mnist_dataset):
     manifest = json.loads((mnist_dataset / schema.MANIFEST_FILE).read_text())
     counts = {split: manifest["splits"][split]["records"] for split in schema.SPLITS}
-    assert counts == {"train": 50_000, "validation": 10_000, "test": 10_000}
+    assert counts == {"train": 44_000, "validation": 16_000, "test": 10_000}
     assert manifest["splits"]["test"]["labels"] == [
         980,
         1135,
@@ -360,7 +362,7 @@ def test_real_mnist_end_to_end(mnist_dataset):
     assert train["label"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert train["image"].min() == 0.0 and train["image"].max() == 1.0
     validation = _read_split(mnist_dataset, "validation")
-    assert validation["key"][0] == b"train-50000"
+    assert validation["key"][0] == b"train-44000"
     pixels = np.concatenate([train["image"], validation["image"]])
     assert pixels.mean() == pytest.approx(0.1307, abs=1e-4)
     assert pixels.std() == pytest.approx(0.3081, abs=1e-4)
@@ -370,7 +372,7 @@ def test_real_mnist_output_loads_with_tfds(mnist_dataset):
     import tensorflow_datasets as tfds
 
     builder = tfds.builder_from_directory(str(mnist_dataset))
-    assert builder.info.splits["train"].num_examples == 50_000
+    assert builder.info.splits["train"].num_examples == 44_000
     labels = [int(ex["label"]) for ex in builder.as_dataset(split="test").take(10)]
     assert labels == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     image = next(iter(builder.as_dataset(split="test", as_supervised=True)))[0]
