@@ -81,10 +81,11 @@ def calibration_digest(model: str) -> str | None:
 
 
 def _calibration_changed(blessing: dict, model: str) -> bool:
-    """Whether calibration.json is not the one blessed (never, for a blessing written before
-    blessings recorded it)."""
-    recorded = blessing.get("calibration_sha256", calibration_digest(model))
-    return recorded != calibration_digest(model)
+    """Whether calibration.json is not the one blessed: never for a blessing written before
+    blessings recorded it, nor when it is gone (the loader says so, with the fix)."""
+    if "calibration_sha256" not in blessing or (digest := calibration_digest(model)) is None:
+        return False
+    return blessing["calibration_sha256"] != digest
 
 
 def check_blessing(model: str, allow_unblessed: bool = False) -> dict:

@@ -135,5 +135,7 @@ def test_a_model_without_calibration_or_with_a_stale_one_is_refused(
     stale["model_id"] = "sha256:0000000000000000"
     (model / schema.CALIBRATION_FILE).write_text(json.dumps(stale))
     assert run_scorer(model, mixed_set[0] / "*", tmp_path / "out") == 2
+    assert "calibration.json changed since the model was blessed" in capsys.readouterr().err
+    assert run_scorer(model, mixed_set[0] / "*", tmp_path / "out", allow_unblessed=True) == 2
     assert "fitted for model sha256:0000000000000000" in capsys.readouterr().err
     assert not (tmp_path / "out" / f"dt={DATE}").exists()
