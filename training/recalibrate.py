@@ -88,7 +88,8 @@ def check_source(job: CalibrateRun) -> dict:
 
 def check_output(job: CalibrateRun) -> None:
     """Refuses the source folder itself, another job's files, a model digits calibrate did
-    not write and a training's resume state: only its own earlier output is replaced."""
+    not write, a training's resume state and a judged (blessing.json) model: only its own
+    earlier, unjudged output is replaced."""
     if _same_folder(job.output, job.model):
         raise ValueError(
             f"--output {job.output} is the --model folder: digits calibrate writes a new model "
@@ -105,12 +106,18 @@ def check_output(job: CalibrateRun) -> None:
             f"--output {job.output} holds a model (or a training's resume state) digits train "
             f"wrote; {fix}"
         )
+    if schema.BLESSING_FILE in names:
+        raise ValueError(
+            f"--output {job.output} holds a model digits evaluate judged ({schema.BLESSING_FILE}"
+            "; perhaps the one the scorer reads): digits calibrate never replaces a judged "
+            "model. Choose a new --output."
+        )
 
 
 def clear(local: str) -> None:
     """An earlier run's files in the local folder go, metrics.json first: until the end the
-    folder is not a finished model (and an old blessing never vouches for a new
-    calibration). check_output has made sure they are all digits calibrate's."""
+    folder is not a finished model. check_output has made sure they are all digits
+    calibrate's."""
     os.makedirs(local, exist_ok=True)
     if os.path.exists(metrics := os.path.join(local, schema.METRICS_FILE)):
         os.remove(metrics)
