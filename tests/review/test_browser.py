@@ -44,14 +44,14 @@ def page(tmp_path):
     """`digits review` on a night of 6 inputs, and a browser on the URL it printed."""
     night = write_night(tmp_path)
     labels = tmp_path / "labels"
+    browser = _browser()  # first: a missing Chromium leaves no server behind
     process = subprocess.Popen(
         [sys.executable, "-m", "jobs.review", "--scores", night, "--labels", str(labels),
          "--port", "0"],
         cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
-    url = re.search(r"http://127\.0\.0\.1:\d+/", process.stdout.readline()).group(0)
-    browser = _browser()
     try:
+        url = re.search(r"http://127\.0\.0\.1:\d+/", process.stdout.readline()).group(0)
         browser.get(url)
         yield browser, labels
     finally:
