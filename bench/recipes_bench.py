@@ -86,13 +86,15 @@ def same_run(data_dir: str, model: str, config: dict) -> None:
 
 
 def labels_used(data_dir: str) -> str:
-    """Which validation labels calibrate the models: MNIST's, or with corrections."""
+    """How many validation digits calibrate the models (a dataset made before the default
+    changed shows here), and their labels: MNIST's, or with corrections."""
     with open(os.path.join(data_dir, schema.MANIFEST_FILE)) as handle:
-        fixes = json.load(handle).get("relabelled")
-    if not fixes:
-        return "validation labels as MNIST gives them"
+        manifest = json.load(handle)
+    count = f"{manifest['splits']['validation']['records']:,} validation digits"
+    if not (fixes := manifest.get("relabelled")):
+        return f"{count}, labels as MNIST gives them"
     changed = fixes["labels_changed"]["validation"]
-    return f"validation labels: MNIST's with {changed} corrected ({fixes['file']})"
+    return f"{count}, MNIST's labels with {changed} corrected ({fixes['file']})"
 
 
 def judged(data_dir: str, model: str) -> dict:
