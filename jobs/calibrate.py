@@ -2,8 +2,8 @@
 other calibration options than it was trained with; the network is not trained again.
 
     digits calibrate --model out/model --data out/data --output out/model-0.5 --target-error 0.005
-    python -m jobs.calibrate --model out/model --data out/data --output out/model-top
-        --ranking confidence                                             # the same job
+    python -m jobs.calibrate --model out/model --data out/data --output out/model-top \
+        --ranking confidence              # the threshold on the top probability instead
 
 Fits what `digits train` fits last, on the validation split of the dataset the model was
 trained on (the same folder: the job refuses another), with the options `digits train`

@@ -98,9 +98,9 @@ def check_output(job: CalibrateRun) -> None:
     files.check_reachable(job.output)
     fix = "Choose a new or empty --output folder (or one an earlier digits calibrate wrote)."
     ownership.claim(job.output, ownership.MODEL, "digits calibrate", fix=fix)
-    metrics = files.join(job.output, schema.METRICS_FILE)
-    finished = files.exists(metrics) and LINEAGE not in files.read_json(metrics)
     names = files.list_tree(job.output)
+    metrics = files.join(job.output, schema.METRICS_FILE)
+    finished = schema.METRICS_FILE in names and LINEAGE not in files.read_json(metrics)
     if finished or any(name.startswith(folder.BACKUP_DIR + "/") for name in names):
         raise ValueError(
             f"--output {job.output} holds a model (or a training's resume state) digits train "
