@@ -175,6 +175,14 @@ def add_screen_options(parser) -> None:
         help="share of validation digits whose shape check score sends them to review "
         "(unusual_shape): the least digit-like ones",
     )
+    parser.add_argument(
+        "--check-damage-share",
+        type=float,
+        default=defaults.check_damage_share,
+        help="damaged copies per image (model/damage.py: blur, noise, low resolution, ...) "
+        "that the input checks learn from and are fitted on, so a damaged digit is checked "
+        "as a digit; 0: clean digits only",
+    )
 
 
 def calibration_from(args) -> CalibrationConfig:
@@ -184,6 +192,7 @@ def calibration_from(args) -> CalibrationConfig:
         ranking=args.ranking,
         not_a_digit_budget=args.not_a_digit_budget,
         shape_review_share=args.shape_review_share,
+        check_damage_share=args.check_damage_share,
         shape_check=shape_check.ShapeCheckConfig(
             epochs=args.shape_check_epochs, max_outliers=args.shape_check_outliers
         ),

@@ -1,5 +1,8 @@
 """The calibration `digits train` fits on the validation split, for the model it just
 trained: the shape check, the temperature, the review threshold and the input limits.
+The input checks learn (the shape check) and are fitted on (the limits) damaged digits
+(model.damage) beside clean ones, so that a blurred, noisy or low-resolution digit is
+checked as a digit; the review threshold is set on the clean validation digits alone.
 
     fitted = calibrate.fit(model, model_dir, dataset_path, CalibrationConfig())
 
@@ -18,7 +21,17 @@ import numpy as np
 
 from common import files, schema
 from common.progress import Steps
-from model import calibration, data, export, images, outliers, screening, serving, shape_check
+from model import (
+    calibration,
+    damage,
+    data,
+    export,
+    images,
+    outliers,
+    screening,
+    serving,
+    shape_check,
+)
 from monitoring import drift
 from training.progress import KerasProgress
 
@@ -32,6 +45,7 @@ class CalibrationConfig:
     ranking: str = "top_two"
     not_a_digit_budget: float = 0.01
     shape_review_share: float = 0.02
+    check_damage_share: float = 0.25  # damaged copies per image the checks see (model.damage)
     shape_check: shape_check.ShapeCheckConfig = field(default_factory=shape_check.ShapeCheckConfig)
 
 
@@ -47,7 +61,7 @@ def fit(
         train_pixels = data.split_pixels(dataset_path, "train", verify=False)
         manifest = data.read_manifest(dataset_path)
         given = data.not_a_digit_pixels(dataset_path, "train", manifest, verify=False)
-    weights = train_shape_check(train_pixels, config.shape_check, steps, given)
+    weights = train_shape_check(train_pixels, config, steps, given)
     steps.start("temperature, review threshold and input limits on the validation split")
     validation = data.predict_split(model, dataset_path, "validation", shape_weights=weights)
     probabilities, labels = validation.probabilities, validation.labels
@@ -56,7 +70,8 @@ def fit(
     threshold = calibration.choose_threshold(
         val, labels, config.target_error, config.threshold_rule, config.ranking
     )
-    screen = fit_screen(validation, temperature, threshold, config, weights)
+    damaged = damaged_split(model, validation, config.check_damage_share, weights)
+    screen = fit_screen(validation, temperature, threshold, config, weights, damaged)
     fitted = {
         "screen": screen.to_dict(),
         "target_error": config.target_error,
@@ -90,40 +105,83 @@ def write_reference(model_dir: str, predictor, validation: data.Split) -> None:
     )
 
 
+def damaged_split(model, validation: data.Split, share: float, shape_weights=None) -> dict:
+    """`share` damaged copies per validation digit (model.damage; labels kept), with the
+    model's probabilities and the input checks' measurements, as Split's fields; {}
+    without any."""
+    count = int(round(share * len(validation.pixels)))
+    if count <= 0:
+        return {}
+    pixels, labels = damage.pool(validation.pixels, validation.labels, count, seed=1)
+    probabilities = serving.Predictor.of(model, None).predict(pixels)["probabilities"]
+    measured = screening.features(pixels, shape_weights)
+    return {
+        "pixels": pixels,
+        "labels": labels,
+        "probabilities": probabilities.astype(np.float64),
+        "measured": {k: v.numpy() for k, v in measured.items()},
+    }
+
+
 def fit_screen(
-    validation: data.Split, temperature, threshold, config: CalibrationConfig, shape_weights=None
+    validation: data.Split,
+    temperature,
+    threshold,
+    config: CalibrationConfig,
+    shape_weights=None,
+    damaged: dict | None = None,
 ):
-    """model.screening's limits from the validation digits (see screening.fit), with the
-    temperature and the review threshold (on config.ranking's score)."""
-    calibrated = calibration.scale(validation.probabilities, temperature)
+    """model.screening's limits from the validation digits and their `damaged` copies
+    (damaged_split; see screening.fit), with the temperature and the review threshold (on
+    config.ranking's score)."""
+    measured, probabilities = validation.measured, validation.probabilities
+    if damaged:
+        measured = {k: np.concatenate([v, damaged["measured"][k]]) for k, v in measured.items()}
+        probabilities = np.concatenate([probabilities, damaged["probabilities"]])
     screen = screening.fit(
-        validation.measured, calibrated, config.not_a_digit_budget, shape_weights,
-        config.shape_review_share,
+        measured, calibration.scale(probabilities, temperature), config.not_a_digit_budget,
+        shape_weights, config.shape_review_share,
     )  # fmt: skip
-    return replace(screen, temperature=temperature, threshold=threshold, ranking=config.ranking)
+    fitted = {**screen.fitted, "damaged_digits": len(damaged["labels"]) if damaged else 0}
+    return replace(
+        screen, temperature=temperature, threshold=threshold, ranking=config.ranking, fitted=fitted
+    )
 
 
 def train_shape_check(
-    train_pixels,
-    config: shape_check.ShapeCheckConfig,
-    steps: Steps | None = None,
-    given_not_digits=None,
+    train_pixels, config: CalibrationConfig, steps: Steps | None = None, given_not_digits=None
 ) -> dict | None:
-    """The shape check (model.shape_check) trained on the training digits, uint8 [n, 28, 28],
-    against model.outliers' images (as many as half of them, at most config.max_outliers;
-    the overlays are made from the first 5,000) and the labelled folders' not-a-digit
-    training images (`given_not_digits`); None with config.epochs 0."""
-    if config.epochs <= 0 or not len(train_pixels):
+    """The shape check (model.shape_check, config.shape_check) trained on the training
+    digits, uint8 [n, 28, 28], against model.outliers' images (as many as half of them, at
+    most config.shape_check.max_outliers; the overlays are made from the first 5,000) and
+    the labelled folders' not-a-digit training images (`given_not_digits`); both with
+    config.check_damage_share damaged copies more (model.damage), so that damage tells it
+    nothing. None with config.shape_check.epochs 0."""
+    settings = config.shape_check
+    if settings.epochs <= 0 or not len(train_pixels):
         return None
-    count = min(config.max_outliers, len(train_pixels) // 2)
-    not_digits = outliers.pool(train_pixels[:5000], count, config.seed)
+    count = min(settings.max_outliers, len(train_pixels) // 2)
+    not_digits = outliers.pool(train_pixels[:5000], count, settings.seed)
     if given_not_digits is not None and len(given_not_digits):
         not_digits = np.concatenate([not_digits, given_not_digits])
+    if steps:
+        steps.start("the shape check: damaged copies of both")
+    digits = _with_damaged(train_pixels, config.check_damage_share, settings.seed)
+    not_digits = _with_damaged(not_digits, config.check_damage_share, settings.seed + 1)
     callbacks = ()
     if steps:
-        steps.start(f"training the shape check ({config.epochs} epochs)")
+        steps.start(f"training the shape check ({settings.epochs} epochs)")
         callbacks = (KerasProgress(steps),)
-    return shape_check.train(train_pixels, not_digits, config, callbacks)
+    return shape_check.train(digits, not_digits, settings, callbacks)
+
+
+def _with_damaged(pixels: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """uint8 [n, 28, 28] and `share` damaged copies of them more (model.damage)."""
+    count = int(round(share * len(pixels)))
+    if count <= 0:
+        return pixels
+    damaged, _ = damage.pool(pixels, np.zeros(len(pixels), int), count, seed)
+    return np.concatenate([pixels, damaged])
 
 
 def save(model_dir: str, model_id: str | None, result: dict) -> None:

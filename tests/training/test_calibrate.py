@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from common import files, schema
+from evaluation import suites
 from jobs import evaluate
-from model import calibration, data, screening, serving
+from model import calibration, data, images, screening, serving
 from tests.conftest import TEST_GATE, TEST_SHAPE, preprocess_tiny
+from training import calibrate
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +111,49 @@ def test_train_calibrates_for_this_exact_model(mnist_model, mnist_dataset):
     reference = json.loads((mnist_model / schema.REFERENCE_FILE).read_text())
     assert reference["source"] == "validation split"
     assert sum(reference["histograms"]["digit"]) == validation
+
+
+def test_the_input_limits_fitted_on_damaged_digits_too_take_blurred_digits_for_digits(
+    mnist_model, mnist_outputs
+):
+    """A blurred or low-resolution digit is half-inked all over: limits fitted on clean
+    digits alone call it `smudged`, not_a_digit, though the model may read it. Fitted on
+    damaged copies too (model.damage, not the suite's corruptions), the limits take the
+    suite's glass-blurred and 8x8 digits for digits, and still the suite's pages of paper
+    and noise for none (smudges are the shape check's to catch, which learns damaged
+    digits as digits: the suite's figures in evaluation.json)."""
+    model, validation = serving.load_model(str(mnist_model)), mnist_outputs["validation"]
+    digits = mnist_outputs["test"].pixels[:300]
+    damaged = calibrate.damaged_split(model, validation, 0.25)
+    assert len(damaged["labels"]) == round(0.25 * len(validation.labels))
+    screens = {
+        share: calibrate.fit_screen(
+            validation,
+            1.0,
+            0.0,
+            calibrate.CalibrationConfig(check_damage_share=share),
+            damaged=damaged if share else None,
+        )  # fmt: skip
+        for share in (0.0, 0.25)
+    }
+    assert screens[0.25].fitted["damaged_digits"] == len(damaged["labels"])
+    inputs = {
+        "glass_blur": suites.corrupt("glass_blur", digits)[..., None],
+        "8x8": suites.low_resolution(digits, 8)[..., None],
+        "no digit": [p for k in ("paper_texture", "noise") for p in
+                     suites.not_a_digit(k, 100, digits)],
+    }  # fmt: skip
+    predictor = serving.Predictor.of(model, None)
+    called = {}  # the share called not_a_digit, by input and screen
+    for name, pages in inputs.items():
+        pixels = images.normalise_all(pages)
+        probabilities = predictor.predict(pixels)["probabilities"]
+        for share, screen in screens.items():
+            status = screening.assess(probabilities, pixels, screen)["status"].numpy()
+            called[name, share] = np.mean(status == screening.NOT_A_DIGIT)
+    assert called["glass_blur", 0.0] > 0.9 and called["8x8", 0.0] > 0.9  # about all
+    assert called["glass_blur", 0.25] < 0.5 and called["8x8", 0.25] < 0.5  # 16% and 30% here
+    assert called["no digit", 0.25] == 1.0
 
 
 def test_evaluate_measures_the_stored_calibration_and_changes_only_the_blessing(
