@@ -18,7 +18,8 @@ scoring throughput of the candidate against the one before it (the same PNG file
 alternating, median of the pairs' ratios). A model already trained and judged in MODELS
 is reused, with the training time its run measured, marked as such (so a run cut short
 goes on where it stopped), but only if it was trained on DATA itself with the recipe the
-bench would train now (and its review threshold set on the same ranking score): one made
+bench would train now (and its review threshold set on the same ranking score, its input
+checks fitted with as many damaged digits): one made
 from another dataset or with other numbers stops the run, naming the folder and the
 numbers.
 """
@@ -77,9 +78,10 @@ def same_run(data_dir: str, model: str, config: dict) -> None:
         )
     from model.screening import Screen  # TensorFlow, imported as late as training_config's
 
-    # A screen fitted before rankings existed reads as Screen's default.
+    # A screen fitted before rankings (damaged digits) existed reads as Screen's default (0).
     screen = Screen.from_dict(metrics.get("calibration", {}).get("screen", {}))
-    had = {**metrics.get("config", {}), "ranking": screen.ranking}
+    damaged = screen.fitted.get("check_damage_share", 0.0)
+    had = {**metrics.get("config", {}), "ranking": screen.ranking, "check_damage_share": damaged}
     differs = [f"{k} {had.get(k)} (now {v})" for k, v in config.items() if had.get(k) != v]
     if differs:
         raise SystemExit(f"{model} was trained with {', '.join(differs)}; {again}")
@@ -198,8 +200,8 @@ def check_options(data_dir: str, recipe: str, options: tuple[str, ...]) -> None:
 
 
 def training_config(data_dir: str, recipe: str, seed: int, options: tuple[str, ...]) -> dict:
-    """The recipe `digits train` trains with these options, as metrics.json records it, and
-    the score its review threshold is set on."""
+    """The recipe `digits train` trains with these options, as metrics.json records it, the
+    score its review threshold is set on and the damaged copies its input checks see."""
     from jobs import train
 
     argv = train_argv(data_dir, "-", recipe, seed)
@@ -207,7 +209,9 @@ def training_config(data_dir: str, recipe: str, seed: int, options: tuple[str, .
         run = train.parse_args([*argv, *options])
     except ValueError as error:
         raise SystemExit(f"--options {shlex.join(options)}: {error}") from None
-    return {**dataclasses.asdict(run.recipe), "ranking": run.calibration.ranking}
+    checks = run.calibration
+    return {**dataclasses.asdict(run.recipe), "ranking": checks.ranking,
+            "check_damage_share": checks.check_damage_share}  # fmt: skip
 
 
 def throughput_ratio(candidate: str, before: str, data_dir: str, count: int, pairs: int) -> dict:

@@ -48,6 +48,12 @@ class CalibrationConfig:
     check_damage_share: float = 0.25  # damaged copies per image the checks see (model.damage)
     shape_check: shape_check.ShapeCheckConfig = field(default_factory=shape_check.ShapeCheckConfig)
 
+    def __post_init__(self):
+        if not 0 <= self.check_damage_share <= 1:
+            raise ValueError(
+                f"--check-damage-share must be between 0 and 1, got {self.check_damage_share}"
+            )
+
 
 def fit(
     model, model_dir: str, dataset_path: str, config: CalibrationConfig, steps: Steps | None = None
@@ -142,7 +148,8 @@ def fit_screen(
         measured, calibration.scale(probabilities, temperature), config.not_a_digit_budget,
         shape_weights, config.shape_review_share,
     )  # fmt: skip
-    fitted = {**screen.fitted, "damaged_digits": len(damaged["labels"]) if damaged else 0}
+    fitted = {**screen.fitted, "check_damage_share": config.check_damage_share,
+              "damaged_digits": len(damaged["labels"]) if damaged else 0}  # fmt: skip
     return replace(
         screen, temperature=temperature, threshold=threshold, ranking=config.ranking, fitted=fitted
     )

@@ -14,9 +14,13 @@ def _made(data_dir, model_dir, config: dict) -> None:
     """A model folder as `digits train` leaves it, as far as the bench reads it."""
     model_dir.mkdir(parents=True, exist_ok=True)
     manifest = files.sha256_file(str(data_dir / schema.MANIFEST_FILE))
-    recipe = {k: v for k, v in config.items() if k != "ranking"}  # that is the calibration's
+    calibration = ("ranking", "check_damage_share")  # the rest is the recipe
+    recipe = {k: v for k, v in config.items() if k not in calibration}
+    screen = {"ranking": config["ranking"], "fitted": {}}
+    if "check_damage_share" in config:  # absent: fitted before damaged digits were used
+        screen["fitted"]["check_damage_share"] = config["check_damage_share"]
     metrics = {"dataset_manifest_sha256": manifest, "config": recipe,
-               "calibration": {"screen": {"ranking": config["ranking"]}}}  # fmt: skip
+               "calibration": {"screen": screen}}  # fmt: skip
     (model_dir / "metrics.json").write_text(json.dumps(metrics))
 
 
@@ -40,6 +44,11 @@ def test_a_model_trained_with_other_numbers_or_data_is_not_reused(tmp_path):
     with pytest.raises(SystemExit, match=r"strong-1 was trained with ranking confidence \(now top"):
         recipes_bench.same_run(str(data_dir), str(model), strong)
 
+    before = {k: v for k, v in strong.items() if k != "check_damage_share"}
+    _made(data_dir, model, before)  # input checks fitted on clean digits only
+    with pytest.raises(SystemExit, match=r"with check_damage_share 0\.0 \(now 0\.25\)"):
+        recipes_bench.same_run(str(data_dir), str(model), strong)
+
     (data_dir / schema.MANIFEST_FILE).write_text('{"splits": {"train": {}}}')
     with pytest.raises(SystemExit, match="strong-1 was trained on another dataset"):
         recipes_bench.same_run(str(data_dir), str(model), strong)
@@ -50,4 +59,6 @@ def test_candidate_options_are_checked_before_any_training(tmp_path):
         recipes_bench.check_options(str(tmp_path), "robust", ("--seed", "3"))
     with pytest.raises(SystemExit, match="--damage-share must be between 0 and 1, got 2"):
         recipes_bench.check_options(str(tmp_path), "robust", ("--damage-share", "2"))
+    with pytest.raises(SystemExit, match="--check-damage-share must be between 0 and 1, got 2"):
+        recipes_bench.check_options(str(tmp_path), "robust", ("--check-damage-share", "2"))
     recipes_bench.check_options(str(tmp_path), "robust", ("--members", "4"))
