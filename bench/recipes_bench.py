@@ -12,8 +12,10 @@ suites (2,000 test digits per corruption, 200 images per not-a-digit kind). Prin
 recipe: test accuracy (the median over its seeds), the share of MNIST's test digits
 accepted at the default target by every check and by the confidence threshold alone, the
 error among the accepted, mean and worst corruption accuracy, the worst low-resolution
-shortfall against a plain resize, the not-a-digit figures, training time end to end (and
-its ratio to the first recipe's: a recipe may cost at most 6x seed's); then
+shortfall against a plain resize, the damaged digits the input checks call not_a_digit
+(corrupted: the mean share; low resolution: the worst size's), the not-a-digit figures,
+training time end to end (and its ratio to the first recipe's: a recipe may cost at most
+6x seed's); then
 scoring throughput of the candidate against the one before it (the same PNG files,
 alternating, median of the pairs' ratios). A model already trained and judged in MODELS
 is reused, with the training time its run measured, marked as such (so a run cut short
@@ -113,6 +115,7 @@ def figures(evaluation: dict, seconds: float, timed_here: bool) -> dict:
     corruptions = {k: v["accuracy"] for k, v in r["corruptions"]["per_corruption"].items()}
     worst = min(corruptions, key=corruptions.get)
     kinds = r["not_a_digit"]["per_kind"]
+    low = r["low_resolution"]["per_side"].values()
     return {
         "test_accuracy": evaluation["accuracy"],
         "accepted": c["test_statuses"]["accepted"] / sum(c["test_statuses"].values()),
@@ -121,6 +124,13 @@ def figures(evaluation: dict, seconds: float, timed_here: bool) -> dict:
         "mean_corruption": r["corruptions"]["mean_accuracy"],
         "worst_corruption": [worst, corruptions[worst]],
         "low_resolution_shortfall_points": r["low_resolution"]["worst_shortfall_points"],
+        # Digits the input checks lose: damaged ones called not_a_digit, though often read.
+        "corrupted_called_not_a_digit": statistics.mean(
+            v["statuses"]["not_a_digit"] for v in r["corruptions"]["per_corruption"].values()
+        ),
+        "low_resolution_called_not_a_digit": max(
+            v["normalised_statuses"]["not_a_digit"] for v in low
+        ),
         "worst_not_accepted": min(v["not_accepted"] for v in kinds.values()),
         "digits_called_not_a_digit": c["test_not_a_digit_share"],
         "training_seconds": seconds,
@@ -152,6 +162,9 @@ def print_figures(recipe: str, result: dict, first: dict) -> None:
         f"{m['mean_corruption']:.1%}, worst {m['worst_corruption'][0]} "
         f"{m['worst_corruption'][1]:.1%}; low resolution at worst "
         f"{m['low_resolution_shortfall_points']:.1f} points short of a plain resize; "
+        f"damaged digits called not_a_digit: {m['corrupted_called_not_a_digit']:.1%} of "
+        f"the corrupted (mean), {m['low_resolution_called_not_a_digit']:.1%} of the "
+        "low-resolution (worst size); "
         f"not-a-digit: worst kind {m['worst_not_accepted']:.1%} "
         f"not accepted, {m['digits_called_not_a_digit']:.2%} of digits called not_a_digit; "
         f"training {m['training_seconds']:.0f} s ({ratio_to_first(runs, first)})",
