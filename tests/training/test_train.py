@@ -308,6 +308,12 @@ def test_evaluation_outputs_are_consistent(tiny_model, tiny_dataset, tmp_path):
     assert f"{results['accuracy']:.4f}" in card and "## Limits" in card
     low = saved["robustness"]["low_resolution"]
     assert list(low["per_side"]) == ["8", "12", "16"] and "| 8x8 |" in card
+    # what the threshold, set on clean digits, lets through of damaged ones
+    for r in saved["robustness"]["corruptions"]["per_corruption"].values():
+        error, accepted = r["error_among_accepted"], r["statuses"]["accepted"]
+        assert (error is None) == (accepted == 0)
+        assert error is None or error * accepted <= 1 - r["accuracy"] + 1e-9  # some errors
+    assert "| error among accepted |" in card
     assert Image.open(report / "low_resolution.png").size[0] > 300
 
 
