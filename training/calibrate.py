@@ -122,7 +122,6 @@ def damaged_split(model, validation: data.Split, share: float, shape_weights=Non
     probabilities = serving.Predictor.of(model, None).predict(pixels)["probabilities"]
     measured = screening.features(pixels, shape_weights)
     return {
-        "pixels": pixels,
         "labels": labels,
         "probabilities": probabilities.astype(np.float64),
         "measured": {k: v.numpy() for k, v in measured.items()},
