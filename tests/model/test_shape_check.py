@@ -1,6 +1,7 @@
 """The shape check (model/shape_check.py): its TensorFlow-ops forward pass is the Keras
-network it was trained as, and trained briefly it already tells digits from the
-not-a-digit images it has not seen."""
+network it was trained as, trained briefly it already tells digits from the not-a-digit
+images it has not seen, and trained with damaged copies it takes blurred digits for
+digits."""
 
 from __future__ import annotations
 
@@ -43,3 +44,39 @@ def test_briefly_trained_it_scores_unseen_outliers_above_unseen_digits(mnist_dir
     )  # a classifier sure of every one: only the input checks speak
     odd = (judged["reasons"].numpy() & (1 << screening.REASONS.index("odd_shape"))) > 0
     assert odd.mean() > 10 * 0.02  # ten times the share of digits all checks may flag
+
+
+def test_trained_with_damaged_copies_it_scores_blurred_digits_as_digits(mnist_dir):
+    """Damage tells it nothing when both sides are damaged alike (digits train's
+    --check-damage-share): far fewer of the suite's glass-blurred digits, never trained
+    on, score above almost every clean digit, and not-a-digit images it has not seen
+    still score above digits."""
+    from evaluation import suites
+    from model.images import normalise_all
+    from training import calibrate
+
+    images = idx.parse_images(
+        "train", idx.read_bytes(str(mnist_dir / "train-images-idx3-ubyte.gz"))
+    )
+    digits, held_out = images[:8000], images[50_000:50_500]
+    blurred = normalise_all(suites.corrupt("glass_blur", held_out)[..., None])
+    unseen = outliers.pool(images[40_000:41_000], 400, seed=9)
+    scores = {}
+    for share in (0.0, 1.0):
+        config = calibrate.CalibrationConfig(
+            check_damage_share=share,
+            shape_check=shape_check.ShapeCheckConfig(epochs=3, max_outliers=3000),
+        )
+        weights = calibrate.train_shape_check(digits, config)
+        scores[share] = {
+            name: shape_check.score(pixels, weights).numpy()
+            for name, pixels in (("digits", held_out), ("blurred", blurred), ("unseen", unseen))
+        }
+    # The share of blurred digits above what all but 2% of clean ones score (the review
+    # limit's place): 28% trained on clean digits, 8% trained on damaged ones too (here).
+    above = {
+        share: np.mean(got["blurred"] > np.quantile(got["digits"], 0.98))
+        for share, got in scores.items()
+    }
+    assert above[0.0] > 0.2 and above[1.0] < above[0.0] / 2, above
+    assert calibration.auroc(scores[1.0]["unseen"], scores[1.0]["digits"]) > 0.9

@@ -126,16 +126,12 @@ def test_the_input_limits_fitted_on_damaged_digits_too_take_blurred_digits_for_d
     digits = mnist_outputs["test"].pixels[:300]
     damaged = calibrate.damaged_split(model, validation, 0.25)
     assert len(damaged["labels"]) == round(0.25 * len(validation.labels))
-    screens = {
-        share: calibrate.fit_screen(
-            validation,
-            1.0,
-            0.0,
-            calibrate.CalibrationConfig(check_damage_share=share),
-            damaged=damaged if share else None,
-        )  # fmt: skip
-        for share in (0.0, 0.25)
-    }
+
+    def fitted(share: float):
+        config = calibrate.CalibrationConfig(check_damage_share=share)
+        return calibrate.fit_screen(validation, 1.0, 0.0, config, damaged=damaged if share else None)
+
+    screens = {share: fitted(share) for share in (0.0, 0.25)}
     assert screens[0.25].fitted["damaged_digits"] == len(damaged["labels"])
     inputs = {
         "glass_blur": suites.corrupt("glass_blur", digits)[..., None],
