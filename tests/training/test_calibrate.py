@@ -129,7 +129,9 @@ def test_the_input_limits_fitted_on_damaged_digits_too_take_blurred_digits_for_d
 
     def fitted(share: float):
         config = calibrate.CalibrationConfig(check_damage_share=share)
-        return calibrate.fit_screen(validation, 1.0, 0.0, config, damaged=damaged if share else None)
+        return calibrate.fit_screen(
+            validation, 1.0, 0.0, config, damaged=damaged if share else None
+        )
 
     screens = {share: fitted(share) for share in (0.0, 0.25)}
     assert screens[0.25].fitted["damaged_digits"] == len(damaged["labels"])
