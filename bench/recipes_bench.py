@@ -23,7 +23,7 @@ goes on where it stopped), but only if it was trained on DATA itself with the re
 bench would train now (and its review threshold set on the same ranking score, its input
 checks fitted with as many damaged digits): one made
 from another dataset or with other numbers stops the run, naming the folder and the
-numbers.
+numbers (and, where only the calibration differs, how to keep the network).
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ def trained(
         return model, float(handle.read()), timed_here
 
 
+CALIBRATION_KEYS = {"ranking", "check_damage_share"}  # training_config's, not the recipe's
+
+
 def same_run(data_dir: str, model: str, config: dict) -> None:
     """Stops the run when `model` was trained on another dataset than `data_dir`, or with
     another recipe than `config` (a recipe's numbers changed since, other --options)."""
@@ -84,9 +87,16 @@ def same_run(data_dir: str, model: str, config: dict) -> None:
     screen = Screen.from_dict(metrics.get("calibration", {}).get("screen", {}))
     damaged = screen.fitted.get("check_damage_share", 0.0)
     had = {**metrics.get("config", {}), "ranking": screen.ranking, "check_damage_share": damaged}
-    differs = [f"{k} {had.get(k)} (now {v})" for k, v in config.items() if had.get(k) != v]
-    if differs:
-        raise SystemExit(f"{model} was trained with {', '.join(differs)}; {again}")
+    changed = [k for k, v in config.items() if had.get(k) != v]
+    differs = ", ".join(f"{k} {had.get(k)} (now {config[k]})" for k in changed)
+    if changed and set(changed) <= CALIBRATION_KEYS:  # the network is the one it would train
+        again += (
+            f"; or keep its network and fit the calibration again into a new folder "
+            f"(digits calibrate --model {model} --data {data_dir} --output <folder>), then "
+            f"put that folder in its place with {os.path.basename(model)}.seconds beside it"
+        )
+    if changed:
+        raise SystemExit(f"{model} was trained with {differs}; {again}")
 
 
 def labels_used(data_dir: str) -> str:

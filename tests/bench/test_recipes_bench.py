@@ -14,8 +14,7 @@ def _made(data_dir, model_dir, config: dict) -> None:
     """A model folder as `digits train` leaves it, as far as the bench reads it."""
     model_dir.mkdir(parents=True, exist_ok=True)
     manifest = files.sha256_file(str(data_dir / schema.MANIFEST_FILE))
-    calibration = ("ranking", "check_damage_share")  # the rest is the recipe
-    recipe = {k: v for k, v in config.items() if k not in calibration}
+    recipe = {k: v for k, v in config.items() if k not in recipes_bench.CALIBRATION_KEYS}
     screen = {"ranking": config["ranking"], "fitted": {}}
     if "check_damage_share" in config:  # absent: fitted before damaged digits were used
         screen["fitted"]["check_damage_share"] = config["check_damage_share"]
@@ -36,8 +35,11 @@ def test_a_model_trained_with_other_numbers_or_data_is_not_reused(tmp_path):
 
     unsmoothed = ("--label-smoothing", "0")
     other = recipes_bench.training_config(str(data_dir), "strong", 1, unsmoothed)
-    with pytest.raises(SystemExit, match=r"strong-1 was trained with label_smoothing 0\.1 \(now 0"):
+    with pytest.raises(
+        SystemExit, match=r"strong-1 was trained with label_smoothing 0\.1 \(now 0"
+    ) as stop:
         recipes_bench.same_run(str(data_dir), str(model), other)
+    assert "digits calibrate" not in str(stop.value)  # another network: train it again
     assert recipes_bench.folder_name("strong", 1, unsmoothed) == "strong_label-smoothing_0-1"
 
     _made(data_dir, model, {**strong, "ranking": "confidence"})  # calibrated the older way
@@ -46,8 +48,9 @@ def test_a_model_trained_with_other_numbers_or_data_is_not_reused(tmp_path):
 
     before = {k: v for k, v in strong.items() if k != "check_damage_share"}
     _made(data_dir, model, before)  # input checks fitted on clean digits only
-    with pytest.raises(SystemExit, match=r"with check_damage_share 0\.0 \(now 0\.25\)"):
+    with pytest.raises(SystemExit, match=r"with check_damage_share 0\.0 \(now 0\.25\)") as stop:
         recipes_bench.same_run(str(data_dir), str(model), strong)
+    assert "digits calibrate --model" in str(stop.value)  # the network can be kept
 
     (data_dir / schema.MANIFEST_FILE).write_text('{"splits": {"train": {}}}')
     with pytest.raises(SystemExit, match="strong-1 was trained on another dataset"):
