@@ -115,10 +115,10 @@ def damaged_split(model, validation: data.Split, share: float, shape_weights=Non
     """`share` damaged copies per validation digit (model.damage; labels kept), with the
     model's probabilities and the input checks' measurements, as Split's fields; {}
     without any."""
-    count = int(round(share * len(validation.pixels)))
-    if count <= 0:
+    copies = _damaged_copies(validation.pixels, validation.labels, share, seed=1)
+    if copies is None:
         return {}
-    pixels, labels = damage.pool(validation.pixels, validation.labels, count, seed=1)
+    pixels, labels = copies
     probabilities = serving.Predictor.of(model, None).predict(pixels)["probabilities"]
     measured = screening.features(pixels, shape_weights)
     return {
@@ -183,11 +183,15 @@ def train_shape_check(
 
 def _with_damaged(pixels: np.ndarray, share: float, seed: int) -> np.ndarray:
     """uint8 [n, 28, 28] and `share` damaged copies of them more (model.damage)."""
+    copies = _damaged_copies(pixels, np.zeros(len(pixels), int), share, seed)
+    return pixels if copies is None else np.concatenate([pixels, copies[0]])
+
+
+def _damaged_copies(pixels: np.ndarray, labels: np.ndarray, share: float, seed: int):
+    """`share` damaged copies per image (model.damage.pool: images, labels kept), or None
+    when that rounds to none."""
     count = int(round(share * len(pixels)))
-    if count <= 0:
-        return pixels
-    damaged, _ = damage.pool(pixels, np.zeros(len(pixels), int), count, seed)
-    return np.concatenate([pixels, damaged])
+    return damage.pool(pixels, labels, count, seed) if count > 0 else None
 
 
 def save(model_dir: str, model_id: str | None, result: dict) -> None:
