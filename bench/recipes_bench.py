@@ -131,6 +131,10 @@ def figures(evaluation: dict, seconds: float, timed_here: bool) -> dict:
         "accepted": c["test_statuses"]["accepted"] / sum(c["test_statuses"].values()),
         "accepted_by_threshold": c["test_at_threshold"]["accepted_share"],
         "error_among_accepted": c["test_at_threshold"]["error_among_accepted"],
+        # On validation: the threshold's share, and the most any threshold accepts at the
+        # target error seen (no bound; None where a calibration predates the figure).
+        "validation_accepted": c["validation_at_threshold"]["accepted_share"],
+        "validation_ceiling": (c.get("validation_ceiling") or {}).get("accepted_share"),
         "mean_corruption": r["corruptions"]["mean_accuracy"],
         "worst_corruption": [worst, corruptions[worst]],
         "low_resolution_shortfall_points": r["low_resolution"]["worst_shortfall_points"],
@@ -156,7 +160,10 @@ def recipe_figures(
         model, seconds, timed_here = trained(data_dir, models_dir, recipe, seed, options)
         runs.append(figures(judged(data_dir, model), seconds, timed_here))
     medians = [k for k in runs[0] if k not in ("worst_corruption", "training_timed_in_this_run")]
-    median = {k: statistics.median(r[k] for r in runs) for k in medians}
+    median = {
+        k: None if None in (r[k] for r in runs) else statistics.median(r[k] for r in runs)
+        for k in medians
+    }
     median["worst_corruption"] = min((r["worst_corruption"] for r in runs), key=lambda w: w[1])
     return {"seeds": seeds, "options": list(options), "runs": runs, "median": median}
 
@@ -168,7 +175,7 @@ def print_figures(recipe: str, result: dict, first: dict) -> None:
     print(
         f"{recipe}{over}: test accuracy {m['test_accuracy']:.2%}; accepted {m['accepted']:.1%} "
         f"of test digits ({m['accepted_by_threshold']:.1%} by the threshold alone, error "
-        f"among them {m['error_among_accepted']:.3%}); corruptions mean "
+        f"among them {m['error_among_accepted']:.3%}; {ceiling_text(m)}); corruptions mean "
         f"{m['mean_corruption']:.1%}, worst {m['worst_corruption'][0]} "
         f"{m['worst_corruption'][1]:.1%}; low resolution at worst "
         f"{m['low_resolution_shortfall_points']:.1f} points short of a plain resize; "
@@ -190,6 +197,16 @@ def print_figures(recipe: str, result: dict, first: dict) -> None:
             for seed, r in zip(result["seeds"], runs, strict=True)
         ),
         flush=True,
+    )
+
+
+def ceiling_text(m: dict) -> str:
+    """The validation share the threshold accepts, against the network's ceiling there."""
+    ceiling = m["validation_ceiling"]
+    return f"on validation {m['validation_accepted']:.1%}, at most " + (
+        "unknown (calibrated before the ceiling was recorded)"
+        if ceiling is None
+        else f"{ceiling:.1%} with no bound"
     )
 
 

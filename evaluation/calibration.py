@@ -24,6 +24,9 @@ RULES = {
     "bound": "its 95% upper bound there meets the target",
     "point": "the error seen there meets the target",
 }
+# Accepted validation share under the network's ceiling past which the card says the bound,
+# not the network, holds the threshold back.
+CEILING_GAP = 0.02
 
 
 def judge(test: Split, stored: dict) -> dict:
@@ -57,6 +60,7 @@ def judge(test: Split, stored: dict) -> dict:
         "threshold": threshold,
         "ranking": ranking,
         "validation_at_threshold": stored.get("validation_at_threshold"),
+        "validation_ceiling": stored.get("validation_ceiling"),
         "test_at_threshold": confirmed,
         "test_coverage": [
             calibration.coverage(after, labels, t, ranking) for t in COVERAGE_THRESHOLDS
@@ -148,6 +152,25 @@ def plot_reliability(test: Split, temperature: float, path: str) -> None:
     plt.close(fig)
 
 
+def validation_sentence(result: dict) -> str:
+    """What the threshold accepts of validation against the network's ceiling there (the
+    most any threshold accepts at the target error seen), where calibration.json has both."""
+    chosen, ceiling = result.get("validation_at_threshold"), result.get("validation_ceiling")
+    if not chosen or not ceiling:
+        return ""
+    limit = (
+        "a larger validation split (digits preprocess --validation-size) would let the bound "
+        "reach further"
+        if ceiling["accepted_share"] - chosen["accepted_share"] > CEILING_GAP
+        else "the network's confident errors hold it back, not the bound"
+    )
+    return (
+        f"On validation it accepts {chosen['accepted_share']:.2%} ({chosen['errors']} errors); "
+        f"with no bound, the most any threshold on this score accepts at the target error "
+        f"seen is {ceiling['accepted_share']:.2%} ({ceiling['errors']} errors): {limit}.\n"
+    )
+
+
 def card_section(result: dict) -> str:
     test, score = result["test_at_threshold"], SCORES[result["ranking"]]
     threshold = (
@@ -167,7 +190,7 @@ among accepted predictions, chosen on validation ({RULES[result["threshold_rule"
 {score}: {threshold}. On test it
 accepts {test["accepted_share"]:.2%} of the digits with {test["errors"]} errors
 ({test["error_among_accepted"]:.3%}; 95% upper bound {test["error_upper_bound_95"]:.3%}).
-
+{validation_sentence(result)}
 | score at least | accepted | error among accepted |
 | --- | --- | --- |
 {rows}

@@ -48,7 +48,8 @@ def run(argv: list[str] | None = None) -> dict:
     print(
         f"{job.output}: review threshold {screen['threshold']:.6g} on {screen['ranking']} "
         f"(target error {fitted['target_error']:g}, rule {fitted['threshold_rule']}): "
-        f"{accepted['accepted_share']:.1%} of the validation digits accepted; not blessed "
+        f"{accepted['accepted_share']:.1%} of the validation digits accepted (at most "
+        f"{fitted['validation_ceiling']['accepted_share']:.1%} with no bound); not blessed "
         "until digits evaluate judges it"
     )
     return metrics

@@ -167,6 +167,20 @@ def choose_threshold(
     return float(sorted_score[candidates[-1]])
 
 
+def ceiling(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    target_error: float = 0.001,
+    ranking: str = "confidence",
+) -> dict:
+    """The most any threshold on `ranking` accepts of these predictions with at most
+    `target_error` errors seen among them, no bound (coverage at choose_threshold's "point"
+    rule): the network's own limit. A bound-chosen threshold far under it is held back by
+    how few held-out digits vouch for it; one near it, by the network's confident errors."""
+    threshold = choose_threshold(probabilities, labels, target_error, "point", ranking)
+    return coverage(probabilities, labels, threshold, ranking)
+
+
 def binomial_upper_bound(errors: int, n: int, confidence: float = 0.95) -> float:
     """One-sided Clopper-Pearson upper bound on an error rate seen as errors / n."""
     if n == 0 or errors >= n:

@@ -83,6 +83,7 @@ def fit(
         "target_error": config.target_error,
         "threshold_rule": config.threshold_rule,
         "validation_at_threshold": calibration.coverage(val, labels, threshold, config.ranking),
+        "validation_ceiling": calibration.ceiling(val, labels, config.target_error, config.ranking),
         "validation_ece_after": calibration.expected_calibration_error(val, labels),
     }
     model_id = serving.model_id(os.path.join(model_dir, schema.KERAS_FILE))
@@ -205,6 +206,7 @@ def save(model_dir: str, model_id: str | None, result: dict) -> None:
             "target_error": result["target_error"],
             "threshold_rule": result["threshold_rule"],
             "validation_at_threshold": result["validation_at_threshold"],
+            "validation_ceiling": result["validation_ceiling"],
             "fitted_on": "validation",
             "created": files.utc_timestamp(),
         },

@@ -433,12 +433,15 @@ def write_metrics(model_dir: str, metrics: dict) -> None:
 def warn_if_nothing_accepted(fitted: dict, calibrate) -> None:
     if fitted["screen"]["threshold"] != calibration.ACCEPT_NOTHING:
         return
+    ceiling = fitted["validation_ceiling"]["accepted_share"]
     print(
         f"digits train: warning: no review threshold meets --target-error "
         f"{calibrate.target_error} on the validation split (--threshold-rule "
-        f"{calibrate.threshold_rule}): the scorer will send every digit to review. Raise "
-        "--target-error, make the validation split larger (digits preprocess "
-        "--validation-size) or use --threshold-rule point.",
+        f"{calibrate.threshold_rule}): the scorer will send every digit to review. With no "
+        f"bound, a threshold could accept {ceiling:.1%} of the validation digits at that "
+        "error. Raise --target-error, make the validation split larger (digits preprocess "
+        "--validation-size) or use --threshold-rule point"
+        + ("." if ceiling > 0 else "; this network is wrong too surely: train a better one."),
         file=sys.stderr,
     )
 

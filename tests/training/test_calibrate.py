@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from common import files, schema
+from evaluation import calibration as evaluation_calibration
 from evaluation import suites
 from jobs import evaluate
 from model import calibration, data, images, screening, serving
@@ -83,6 +84,44 @@ def test_binomial_upper_bound_matches_the_rule_of_three_and_grows_with_errors():
     assert bounds == sorted(bounds) and all(b > k / 1000 for k, b in enumerate(bounds))
 
 
+def _ranked(wrong_ranks, n: int = 5000):
+    """n predictions, surest first, wrong exactly at `wrong_ranks` (0 = the surest)."""
+    top = np.linspace(0.999, 0.5, n)
+    probabilities = np.repeat(((1 - top) / 9)[:, None], 10, axis=1)
+    probabilities[:, 0] = top
+    labels = np.zeros(n, int)
+    labels[list(wrong_ranks)] = 1
+    return probabilities, labels
+
+
+@pytest.mark.parametrize(
+    "wrong_ranks, ceiling_share, says",
+    [
+        # two errors in 5,000: 0.04% seen, but the bound vouches only for the 3,000 before
+        # the first (one error among 4,500 bounds at 0.105%): the split's size holds it
+        ({3000, 4500}, 1.0, "a larger validation split"),
+        # an error every tenth digit from the 3,000th: three among the first 3,030 are the
+        # most 0.1% allows, 30 digits past the bound: the network holds it back
+        ({3000, *range(3010, 5000, 10)}, 0.606, "the network's confident errors"),
+    ],
+)
+def test_the_ceiling_says_whether_the_bound_or_the_network_limits_the_threshold(
+    wrong_ranks, ceiling_share, says
+):
+    probabilities, labels = _ranked(wrong_ranks)
+    bound = calibration.choose_threshold(probabilities, labels, 0.001)
+    chosen = calibration.coverage(probabilities, labels, bound)
+    ceiling = calibration.ceiling(probabilities, labels, 0.001)
+    assert chosen["accepted"] == 3000 and chosen["errors"] == 0
+    assert ceiling["accepted_share"] == pytest.approx(ceiling_share, abs=0.001)
+    assert ceiling["error_among_accepted"] <= 0.001
+    sentence = evaluation_calibration.validation_sentence(
+        {"validation_at_threshold": chosen, "validation_ceiling": ceiling}
+    )
+    assert "accepts 60.00% (0 errors)" in sentence and says in sentence
+    assert evaluation_calibration.validation_sentence({"validation_at_threshold": chosen}) == ""
+
+
 def _digests(folder) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): files.sha256_file(str(p))
@@ -102,6 +141,9 @@ def test_train_calibrates_for_this_exact_model(mnist_model, mnist_dataset):
     validation = data.read_manifest(str(mnist_dataset))["splits"]["validation"]["records"]
     assert chosen["accepted"] <= validation
     assert calibration.binomial_upper_bound(chosen["errors"], chosen["accepted"]) <= 0.005
+    ceiling = saved["validation_ceiling"]  # no bound: as far as the errors seen allow
+    assert chosen["accepted"] <= ceiling["accepted"] <= validation
+    assert 0 < ceiling["error_among_accepted"] <= saved["target_error"]
     # the shape check's weights are in calibration.json (the scorer's), not in metrics.json
     assert 0 < saved["max_shape"] < 1 and len(saved["shape_check"]["layers"]) == 5
     trained = json.loads((mnist_model / schema.METRICS_FILE).read_text())["calibration"]
@@ -193,6 +235,8 @@ def test_train_warns_when_no_threshold_meets_the_target(tiny_dataset, tmp_path, 
     err = capsys.readouterr().err
     assert "no review threshold meets --target-error 0.001" in err
     assert "the scorer will send every digit to review" in err
+    ceiling = files.read_json(str(model / schema.CALIBRATION_FILE))["validation_ceiling"]
+    assert f"a threshold could accept {ceiling['accepted_share']:.1%}" in err
     # And it does: even predictions whose float32 confidence is exactly 1.0.
     test = data.predict_split(serving.load_model(str(model)), str(tiny_dataset), "test")
     statuses = serving.Predictor(str(model)).predict(data.to_pixels(test.images))["status"]
