@@ -69,6 +69,10 @@ def trained(
 CALIBRATION_KEYS = {"ranking", "check_damage_share"}  # training_config's, not the recipe's
 
 
+# Recipe fields added since some models were trained: what a model without them did.
+ADDED_SINCE = {"second_look_below": 0.0}
+
+
 def same_run(data_dir: str, model: str, config: dict) -> None:
     """Stops the run when `model` was trained on another dataset than `data_dir`, or with
     another recipe than `config` (a recipe's numbers changed since, other --options)."""
@@ -86,7 +90,8 @@ def same_run(data_dir: str, model: str, config: dict) -> None:
     # A screen fitted before rankings (damaged digits) existed reads as Screen's default (0).
     screen = Screen.from_dict(metrics.get("calibration", {}).get("screen", {}))
     damaged = screen.fitted.get("check_damage_share", 0.0)
-    had = {**metrics.get("config", {}), "ranking": screen.ranking, "check_damage_share": damaged}
+    had = {**ADDED_SINCE, **metrics.get("config", {})}
+    had.update(ranking=screen.ranking, check_damage_share=damaged)
     changed = [k for k, v in config.items() if had.get(k) != v]
     differs = ", ".join(f"{k} {had.get(k)} (now {config[k]})" for k in changed)
     if changed and set(changed) <= CALIBRATION_KEYS:  # the network is the one it would train

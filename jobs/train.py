@@ -34,8 +34,8 @@ from training.train import PRECISIONS, TrainRun
 from training.train import run as train
 
 # The TrainConfig fields an option replaces (add_recipe_options, add_data_options).
-RECIPE_FIELDS = ("epochs", "batch_size", "seed", "members", "label_smoothing", "outlier_share",
-                 "damage_share", "labelled_weight")  # fmt: skip
+RECIPE_FIELDS = ("epochs", "batch_size", "seed", "members", "second_look_below", "label_smoothing",
+                 "outlier_share", "damage_share", "labelled_weight")  # fmt: skip
 
 
 def parse_args(argv) -> TrainRun:
@@ -87,6 +87,13 @@ def add_recipe_options(parser) -> None:
         type=int,
         help="networks trained side by side and averaged in the exported model (default: "
         "the recipe's: robust 2, others 1); training and scoring cost grow with it",
+    )
+    parser.add_argument(
+        "--second-look-below",
+        type=float,
+        help="the exported model reads again, shifted one pixel each way, every digit whose "
+        "top digit's share of the two likeliest is under this, and averages the five "
+        "readings (default: the recipe's: robust 0.8, others 0, never)",
     )
     parser.add_argument(
         "--label-smoothing",

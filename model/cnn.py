@@ -6,7 +6,9 @@ precision, so probabilities stay well-formed.
 
 With `members` above 1, `build` gives the members side by side, one output each (what
 training fits, one loss per member), and `averaged` the model that is exported: one
-input, the mean of the members' probabilities as its one output.
+input, the mean of the members' probabilities as its one output. `with_second_look`
+wraps the exported network so that it reads again, shifted, the few digits it is unsure of
+(SecondLook).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from common import schema
@@ -108,3 +111,54 @@ def averaged(members: keras.Model) -> keras.Model:
     same layers and weights, not a copy)."""
     mean = layers.Average(name="probabilities", dtype="float32")(members.outputs)
     return keras.Model(members.inputs, mean, name="ensemble")
+
+
+# One pixel left, right, up and down: (rows, columns) for tf.roll on a [batch, 28, 28, 1].
+SHIFTS = ((0, -1), (0, 1), (-1, 0), (1, 0))
+
+
+@keras.saving.register_keras_serializable(package="digits")
+class SecondLook(layers.Layer):
+    """The network's probabilities; for each digit it is unsure of (the top digit's share of
+    the two likeliest, p1 / (p1 + p2), under `below`), the mean of those and of the digit
+    read again shifted one pixel each way (SHIFTS). Only the unsure digits are read again,
+    so a night of clear digits costs hardly more than one reading."""
+
+    def __init__(self, network: keras.Model, below: float, **kwargs):
+        super().__init__(**kwargs)
+        self.network, self.below = network, below
+
+    def call(self, images):
+        probabilities = self.network(images)
+        top = tf.math.top_k(probabilities, 2).values
+        unsure = tf.where(top[:, 0] / (top[:, 0] + top[:, 1]) < self.below)[:, 0]
+
+        def look_again():
+            picked = tf.gather(images, unsure)
+            views = tf.concat([tf.roll(picked, shift, axis=(1, 2)) for shift in SHIFTS], 0)
+            again = tf.reshape(self.network(views), (len(SHIFTS), -1, schema.NUM_CLASSES))
+            mean = (tf.gather(probabilities, unsure) + tf.reduce_sum(again, 0)) / (1 + len(SHIFTS))
+            return tf.tensor_scatter_nd_update(probabilities, unsure[:, None], mean)
+
+        # Keras' layers refuse an empty batch: with no unsure digit, nothing is read again.
+        return tf.cond(tf.size(unsure) > 0, look_again, lambda: probabilities)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], schema.NUM_CLASSES)
+
+    def get_config(self):
+        network = keras.saving.serialize_keras_object(self.network)
+        return {**super().get_config(), "network": network, "below": self.below}
+
+    @classmethod
+    def from_config(cls, config):
+        network = keras.saving.deserialize_keras_object(config.pop("network"))
+        return cls(network, **config)
+
+
+def with_second_look(network: keras.Model, below: float) -> keras.Model:
+    """The exported network, reading again the digits it is unsure of (SecondLook); the
+    same layers and weights, not a copy."""
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    outputs = SecondLook(network, below, name="probabilities", dtype="float32")(inputs)
+    return keras.Model(inputs, outputs, name=f"{network.name}_second_look")

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import files, schema
-from model import screening
+from model import cnn, screening  # noqa: F401 (cnn: registers its layers for load_model)
 from model.folder import (  # noqa: F401 (re-exported: the names every job uses)
     REFUSED_SUFFIXES,
     ModelRefused,
@@ -34,7 +34,8 @@ from model.folder import (  # noqa: F401 (re-exported: the names every job uses)
 
 
 def load_model(model: str) -> keras.Model:
-    """Loads a finished model folder or .keras file in safe mode (see the module docstring)."""
+    """Loads a finished model folder or .keras file in safe mode (see the module docstring);
+    the project's own layers (cnn.SecondLook) are registered with Keras by name."""
     with files.local_copy(keras_path(model)) as path:  # Keras reads local files only
         try:
             loaded = keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -403,12 +403,13 @@ def in_float32(
 
 
 def to_export(model: keras.Model, config: TrainConfig) -> keras.Model:
-    """The model every later step gets: one output (the members' mean), compiled for
-    evaluation."""
-    if config.members == 1:
-        return model
-    exported = cnn.averaged(model)
-    exported.compile(loss=loss(config), metrics=["accuracy"])
+    """The model every later step gets: one output (the members' mean), with the recipe's
+    second look at unsure digits, compiled for evaluation."""
+    exported = model if config.members == 1 else cnn.averaged(model)
+    if config.second_look_below > 0:
+        exported = cnn.with_second_look(exported, config.second_look_below)
+    if exported is not model:
+        exported.compile(loss=loss(config), metrics=["accuracy"])
     return exported
 
 

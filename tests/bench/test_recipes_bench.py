@@ -32,6 +32,14 @@ def test_a_model_trained_with_other_numbers_or_data_is_not_reused(tmp_path):
     model = tmp_path / "models" / recipes_bench.folder_name("strong", 1)
     _made(data_dir, model, strong)
     recipes_bench.same_run(str(data_dir), str(model), strong)  # the same: reused
+    older = {k: v for k, v in strong.items() if k != "second_look_below"}
+    _made(data_dir, model, older)  # trained before the second look: it had none, as now
+    recipes_bench.same_run(str(data_dir), str(model), strong)
+    robust = recipes_bench.training_config(str(data_dir), "robust", 1, ())
+    _made(data_dir, model, {k: v for k, v in robust.items() if k != "second_look_below"})
+    with pytest.raises(SystemExit, match=r"with second_look_below 0\.0 \(now 0\.8\)"):
+        recipes_bench.same_run(str(data_dir), str(model), robust)
+    _made(data_dir, model, strong)
 
     unsmoothed = ("--label-smoothing", "0")
     other = recipes_bench.training_config(str(data_dir), "strong", 1, unsmoothed)

@@ -396,7 +396,9 @@ def test_a_trained_model_folder_is_servable_without_evaluate(tiny_dataset, tmp_p
     assert len(rows) == 5 and all(row["status"] for row in rows)
 
 
-def test_members_are_trained_apart_and_exported_as_their_mean(tiny_dataset, tmp_path):
+def test_members_are_trained_apart_and_exported_as_their_mean_with_a_second_look(
+    tiny_dataset, tmp_path
+):
     from tests.conftest import TEST_TARGET
 
     model_dir = tmp_path / "model"
@@ -409,14 +411,31 @@ def test_members_are_trained_apart_and_exported_as_their_mean(tiny_dataset, tmp_
     assert {"val_member_0_loss", "val_member_1_loss"} <= set(metrics["epochs"][0])
     loaded = serving.load_model(str(model_dir))  # one file, safe mode, one output
     assert loaded.output_shape == (None, 10)
-    first, second = loaded.get_layer("member_0"), loaded.get_layer("member_1")
+    second_look = loaded.get_layer("probabilities")  # robust's: unsure digits read again
+    assert isinstance(second_look, cnn.SecondLook) and second_look.below == 0.8
+    ensemble = second_look.network
+    first, second = ensemble.get_layer("member_0"), ensemble.get_layer("member_1")
     images = data.split_pixels(str(tiny_dataset), "test", 64)[..., None] / 255.0
     p0, p1 = first(images, training=False).numpy(), second(images, training=False).numpy()
     assert np.abs(p0 - p1).max() > 0.01  # seeded apart: two opinions, not one twice
-    np.testing.assert_allclose(loaded(images, training=False).numpy(), (p0 + p1) / 2, atol=1e-6)
+    mean = ensemble(images, training=False).numpy()
+    np.testing.assert_allclose(mean, (p0 + p1) / 2, atol=1e-6)
+    # The exported model: the members' mean where it is sure (p1 / (p1 + p2) at least
+    # 0.8); where not, the mean of it and of the digit shifted one pixel each way.
+    top = np.sort(mean, axis=1)[:, ::-1]
+    score = top[:, 0] / (top[:, 0] + top[:, 1])
+    views = [images] + [np.roll(images, shift, axis=(1, 2)) for shift in cnn.SHIFTS]
+    looked = np.mean([ensemble(v, training=False).numpy() for v in views], axis=0)
+    halfway = cnn.with_second_look(ensemble, float(np.median(score)))  # sure and unsure
+    for model, below in ((loaded, 0.8), (halfway, np.median(score))):
+        unsure = score < below
+        exported = model(images, training=False).numpy()
+        np.testing.assert_allclose(exported[~unsure], mean[~unsure], atol=1e-6)
+        np.testing.assert_allclose(exported[unsure], looked[unsure], atol=1e-6)
+    assert 0 < (score < np.median(score)).sum() < len(images)
     test = data.predict_split(loaded, str(tiny_dataset), "test")
     accuracy = float((test.predicted == test.labels).mean())
-    assert metrics["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)  # the mean's
+    assert metrics["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)  # the export's
 
 
 def test_the_recipe_is_named_recipe_and_model_stays_a_folder(tiny_dataset, tmp_path, capsys):
@@ -439,6 +458,10 @@ def test_options_replace_the_recipes_label_smoothing_and_damage_share(tiny_datas
         train.parse_args([*argv, "--label-smoothing", "1"])
     with pytest.raises(ValueError, match="--damage-share must be between 0 and 1, got -0.5"):
         train.parse_args([*argv, "--damage-share", "-0.5"])
+    assert robust.second_look_below == 0.8
+    assert train.parse_args([*argv, "--second-look-below", "0"]).recipe.second_look_below == 0
+    with pytest.raises(ValueError, match="--second-look-below must be between 0 and 1, got 2"):
+        train.parse_args([*argv, "--second-look-below", "2"])
 
 
 def test_the_review_threshold_is_set_on_the_top_two_share_unless_asked_otherwise(
