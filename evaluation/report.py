@@ -214,8 +214,20 @@ def _recipe_text(training: dict) -> str:
         f"Adam, learning rate {config['learning_rate']}{schedule}, batch {config['batch_size']},\n"
         f"{config['epochs']} epochs, categorical cross-entropy (label smoothing\n"
         f"{config['label_smoothing']}), seed {config['seed']}. Augmentation: {augmentation}.\n"
-        f"Weights kept: {kept}."
+        f"Weights kept: {kept}.{_exported_text(config)}"
     )
+
+
+def _exported_text(config: dict) -> str:
+    """How the exported model reads a digit, where it is more than one network once."""
+    members, below = config.get("members", 1), config.get("second_look_below", 0.0)
+    text = f"\nThe exported model averages {members} networks." if members > 1 else ""
+    if below > 0:
+        text += (
+            f"\nIt reads again, shifted one pixel each way, each digit whose p1 / (p1 + p2) is "
+            f"under {below:g},\nand gives the mean of the five readings."
+        )
+    return text
 
 
 def _per_class_table(per_class: dict) -> str:
