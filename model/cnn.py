@@ -13,6 +13,7 @@ wraps the exported network so that it reads again, shifted, the few digits it is
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import keras
@@ -134,9 +135,13 @@ class SecondLook(layers.Layer):
         unsure = tf.where(top[:, 0] / (top[:, 0] + top[:, 1]) < self.below)[:, 0]
 
         def look_again():
-            picked = tf.gather(images, unsure)
+            # Read in batches of a few sizes (powers of two, the first unsure digit again
+            # as filler): each new batch shape costs the CPU's kernels a new set-up.
+            n = tf.size(unsure)
+            padded = tf.concat([unsure, tf.repeat(unsure[:1], power_of_two(n) - n)], 0)
+            picked = tf.gather(images, padded)
             views = tf.concat([tf.roll(picked, shift, axis=(1, 2)) for shift in SHIFTS], 0)
-            again = tf.reshape(self.network(views), (len(SHIFTS), -1, schema.NUM_CLASSES))
+            again = tf.reshape(self.network(views), (len(SHIFTS), -1, schema.NUM_CLASSES))[:, :n]
             mean = (tf.gather(probabilities, unsure) + tf.reduce_sum(again, 0)) / (1 + len(SHIFTS))
             return tf.tensor_scatter_nd_update(probabilities, unsure[:, None], mean)
 
@@ -154,6 +159,12 @@ class SecondLook(layers.Layer):
     def from_config(cls, config):
         network = keras.saving.deserialize_keras_object(config.pop("network"))
         return cls(network, **config)
+
+
+def power_of_two(n: tf.Tensor) -> tf.Tensor:
+    """The smallest power of two at least n (an int32 scalar, n at least 1)."""
+    exponent = tf.math.ceil(tf.math.log(tf.cast(n, tf.float32)) / math.log(2.0) - 1e-6)
+    return tf.cast(2.0**exponent, tf.int32)
 
 
 def with_second_look(network: keras.Model, below: float) -> keras.Model:
