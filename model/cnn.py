@@ -21,6 +21,7 @@ import tensorflow as tf
 from keras import layers
 
 from common import schema
+from model import screening
 from model.configs import TrainConfig
 
 INPUT_SHAPE = (*schema.IMAGE_SHAPE, 1)
@@ -131,8 +132,7 @@ class SecondLook(layers.Layer):
 
     def call(self, images):
         probabilities = self.network(images)
-        top = tf.math.top_k(probabilities, 2).values
-        unsure = tf.where(top[:, 0] / (top[:, 0] + top[:, 1]) < self.below)[:, 0]
+        unsure = tf.where(screening.rank(probabilities, "top_two") < self.below)[:, 0]
 
         def look_again():
             # Read in batches of a few sizes (powers of two, the first unsure digit again
