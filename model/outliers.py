@@ -33,6 +33,9 @@ from PIL import Image, ImageDraw
 from model.images import normalise_all
 
 KINDS = ("stroke_soup", "overlay", "hand_letter", "curve")
+# The order the pool draws them in: hand letters twice as often as each other kind, for
+# their many shapes (LETTERS).
+_ROUND = ("hand_letter", "stroke_soup", "overlay", "hand_letter", "curve")
 _CANVAS = 112
 
 
@@ -103,6 +106,35 @@ LETTERS = {
         _arc(0.2, 0.2, 0.17, 0.17, 0, 360),
         [(0.9, 0), (0.1, 1)],
         _arc(0.8, 0.8, 0.17, 0.17, 0, 360),
+    ],
+    # Letters as print teaches them: the a with a hook over its bowl, the r with a short arm,
+    # t and f with short bars; and the ampersand and at sign.
+    "a_print": [
+        [*_arc(0.5, 0.55, 0.3, 0.15, 200, 360), (0.8, 1)],
+        [(0.8, 0.7), *_arc(0.5, 0.84, 0.3, 0.15, 270, 90), (0.8, 0.92)],
+    ],
+    "r_print": [[(0.2, 0.35), (0.2, 1)], [(0.2, 0.55), *_arc(0.5, 0.55, 0.3, 0.18, 180, 300)]],
+    "t_print": [
+        [(0.45, 0.05), (0.45, 0.85), *_arc(0.65, 0.85, 0.2, 0.15, 180, 60)],
+        [(0.15, 0.35), (0.75, 0.35)],
+    ],
+    "f_print": [
+        [(0.8, 0.05), *_arc(0.6, 0.2, 0.2, 0.15, -40, -180), (0.4, 1)],
+        [(0.15, 0.4), (0.75, 0.4)],
+    ],
+    "&": [
+        [
+            (0.95, 1),
+            (0.32, 0.38),
+            *_arc(0.45, 0.2, 0.2, 0.2, 140, 400),
+            (0.15, 0.68),
+            *_arc(0.4, 0.78, 0.25, 0.22, 180, 45),
+            (0.9, 0.55),
+        ]
+    ],
+    "@": [
+        [(0.75, 0.45), *_arc(0.55, 0.55, 0.2, 0.2, 0, 360)],
+        [(0.75, 0.35), (0.75, 0.72), *_arc(0.5, 0.5, 0.5, 0.5, 60, 370)],
     ],
 }
 
@@ -192,10 +224,11 @@ _MAKERS = {
 
 
 def pool(digits: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """`count` not-a-digit images (as many of each kind), uint8 [count, 28, 28], normalised
+    """`count` not-a-digit images (hand letters 2 in 5, the other kinds 1 in 5 each), uint8
+    [count, 28, 28], normalised
     like scored images; `digits` (uint8 [n, 28, 28]) are training digits."""
     rng = np.random.default_rng([seed, 7])
     digits = np.asarray(digits, np.uint8)
-    made = (_MAKERS[KINDS[i % len(KINDS)]](rng, digits)[..., None] for i in range(count))
+    made = (_MAKERS[_ROUND[i % len(_ROUND)]](rng, digits)[..., None] for i in range(count))
     # Through the scorer's normalisation, each while the next ones are drawn.
     return normalise_all(made)
