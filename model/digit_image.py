@@ -174,8 +174,11 @@ def _mass_range(mass: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def _stroke_width(x: tf.Tensor) -> tf.Tensor:
-    """2 x area / perimeter of the ink (>= 0.5) of [H, W]: about the stroke's width."""
-    lit = tf.cast(x >= 0.5, tf.float32)
+    """2 x area / perimeter of the ink (>= 0.5) of [H, W]: about the stroke's width. The
+    perimeter counts the edges along the image's sides too: a crop is tight around its ink,
+    and the stem of an r or a 1 running its whole height would otherwise count as twice
+    as wide as it is, and be thinned until its finer strokes are gone."""
+    lit = tf.pad(tf.cast(x >= 0.5, tf.float32), [[1, 1], [1, 1]])
     edges = tf.reduce_sum(tf.abs(lit[1:] - lit[:-1])) + tf.reduce_sum(
         tf.abs(lit[:, 1:] - lit[:, :-1])
     )

@@ -35,7 +35,7 @@ from model.images import normalise_all
 KINDS = ("stroke_soup", "overlay", "hand_letter", "curve")
 # The order the pool draws them in: hand letters twice as often as each other kind, for
 # their many shapes (LETTERS).
-_ROUND = ("hand_letter", "stroke_soup", "overlay", "hand_letter", "curve")
+ROUND = ("hand_letter", "stroke_soup", "overlay", "hand_letter", "curve")
 _CANVAS = 112
 
 
@@ -145,17 +145,24 @@ def _hand_letter(rng, digits) -> np.ndarray:
 
 def hand_drawn(strokes, rng) -> np.ndarray:
     """A letter's strokes (LETTERS) as a hand draws them: slanted, stretched, turned and
-    wobbled, with a pen 5-12 pixels wide; uint8 [_CANVAS, _CANVAS], ink bright."""
-    image = Image.new("L", (_CANVAS, _CANVAS), 0)
-    canvas = ImageDraw.Draw(image)
+    wobbled, with a pen 5-12 pixels wide, shrunk to fit whole inside the canvas where a
+    wide stretch and slant would take it past the edge; uint8 [_CANVAS, _CANVAS], ink
+    bright."""
     slant, stretch = rng.uniform(-0.35, 0.35), rng.uniform(0.6, 1.3)
     angle = np.radians(rng.uniform(-12, 12))
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     width = int(rng.integers(5, 13))
+    lines = []
     for stroke in strokes:
         points = np.asarray(stroke, np.float64) + rng.normal(0, 0.03, (len(stroke), 2))
         points[:, 0] = (points[:, 0] - 0.5) * stretch + slant * (0.5 - points[:, 1])
-        points = (points - [0, 0.5]) @ rotation.T * 70 + _CANVAS / 2
+        lines.append((points - [0, 0.5]) @ rotation.T * 70)
+    reach = max(np.abs(line).max() for line in lines) + width
+    scale = min(1.0, (_CANVAS / 2 - 1) / reach)
+    image = Image.new("L", (_CANVAS, _CANVAS), 0)
+    canvas = ImageDraw.Draw(image)
+    for line in lines:
+        points = line * scale + _CANVAS / 2
         canvas.line([tuple(p) for p in points], fill=255, width=width, joint="curve")
     return np.asarray(image)
 
@@ -224,11 +231,10 @@ _MAKERS = {
 
 
 def pool(digits: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """`count` not-a-digit images (hand letters 2 in 5, the other kinds 1 in 5 each), uint8
-    [count, 28, 28], normalised
-    like scored images; `digits` (uint8 [n, 28, 28]) are training digits."""
+    """`count` not-a-digit images, the kinds in turn (ROUND), uint8 [count, 28, 28],
+    normalised like scored images; `digits` (uint8 [n, 28, 28]) are training digits."""
     rng = np.random.default_rng([seed, 7])
     digits = np.asarray(digits, np.uint8)
-    made = (_MAKERS[_ROUND[i % len(_ROUND)]](rng, digits)[..., None] for i in range(count))
+    made = (_MAKERS[ROUND[i % len(ROUND)]](rng, digits)[..., None] for i in range(count))
     # Through the scorer's normalisation, each while the next ones are drawn.
     return normalise_all(made)

@@ -251,6 +251,22 @@ def test_only_a_digit_framed_as_mnist_frames_it_is_only_resized():
         assert out.max() == 255  # full ink, not the faint line a plain resize makes
 
 
+def test_a_printed_r_keeps_its_arm():
+    # An r as a font prints it, dark on white paper: a stem 3 pixels wide the whole height
+    # of the ink and a thinner arm at its top. The stroke width was once measured without
+    # the edges along the crop's sides, so the stem counted as twice as wide, was thinned
+    # and the arm thinned away: a bare "1", which the model read as one, surely.
+    page = np.full((60, 60, 1), 235, np.uint8)
+    page[20:38, 25:28] = 30  # the stem
+    page[20:22, 28:33] = 30  # the arm, 2 pixels thick
+    out = digit_image.normalise_digit(page).numpy()
+    rows, cols = np.nonzero(out >= 128)
+    stem = np.bincount(cols).argmax()
+    arm = out[rows.min() : rows.min() + 4, stem + 3 :]  # right of the stem, at its top
+    assert (arm >= 128).sum() >= 8  # a stroke, not a speck
+    assert (out[:, stem] >= 128).sum() == rows.max() - rows.min() + 1  # the stem is whole
+
+
 def _reachable_from_the_corner(free: np.ndarray) -> np.ndarray:
     """Pixels of `free` connected (4-neighbours) to the top-left corner."""
     seen = np.zeros_like(free)

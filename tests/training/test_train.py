@@ -94,15 +94,30 @@ def test_every_kind_of_damage_changes_a_digit_and_keeps_its_format(tiny_dataset)
 
 
 def test_outlier_pool_has_every_kind_drawn_and_is_seeded(tiny_dataset):
-    from model import outliers
+    from model import outliers, screening
 
     digits = _train_digits(tiny_dataset)
-    pool = outliers.pool(digits, 2 * len(outliers.KINDS), seed=3)
-    assert (pool.max(axis=(1, 2)) == 255).all()  # every kind survives the normalisation
-    kinds = [pool[i :: len(outliers.KINDS)] for i in range(len(outliers.KINDS))]
-    assert all(not np.array_equal(k[0], k[1]) for k in kinds)
+    assert set(outliers.ROUND) == set(outliers.KINDS)
+    pool = outliers.pool(digits, 2 * len(outliers.ROUND), seed=3)
+    # every kind survives the normalisation, inked
+    assert (pool.max(axis=(1, 2)) >= screening.LIT).all()
+    turns = [pool[i :: len(outliers.ROUND)] for i in range(len(outliers.ROUND))]
+    assert all(not np.array_equal(k[0], k[1]) for k in turns)
     np.testing.assert_array_equal(pool, outliers.pool(digits, len(pool), seed=3))
     assert not np.array_equal(pool, outliers.pool(digits, len(pool), seed=4))
+
+
+def test_every_hand_letter_is_drawn_whole_inside_its_canvas():
+    # A template outside its unit box would be cut at the canvas edge: a part of a letter,
+    # which can be a digit's part too.
+    from model import outliers
+
+    rng = np.random.default_rng(0)
+    for name, strokes in outliers.LETTERS.items():
+        for _ in range(20):
+            ink = outliers.hand_drawn(strokes, rng) > 0
+            assert ink.any(), name
+            assert not (ink[0].any() or ink[-1].any() or ink[:, 0].any() or ink[:, -1].any()), name
 
 
 def test_a_hand_drawn_c_is_open_on_the_right_and_round_on_the_left():
