@@ -13,6 +13,8 @@ the scorer's normalisation (model.digit_image) like any image file.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
@@ -273,8 +275,26 @@ def _noise(rng, digits):
 
 
 def _letters(rng, digits):
+    return _glyph_page(rng, lambda size: ImageFont.load_default(size=size))
+
+
+# Typefaces bundled with matplotlib (a dependency), none of them Pillow's own (Aileron,
+# `letters`): the same glyphs drawn differently, which no choice here was made on.
+OTHER_TYPEFACES = ("DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf", "STIXGeneral.ttf")
+
+
+def _other_typefaces(rng, digits):
+    import matplotlib
+
+    face = OTHER_TYPEFACES[rng.integers(len(OTHER_TYPEFACES))]
+    path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", face)
+    return _glyph_page(rng, lambda size: ImageFont.truetype(path, size=size))
+
+
+def _glyph_page(rng, font_of):
+    """One of GLYPHS in dark ink on paper, 28-51 pixels high, anywhere on a page twice that."""
     size = int(rng.integers(28, 52))
-    font = ImageFont.load_default(size=size)
+    font = font_of(size)
     page = Image.fromarray(_paper(rng, size * 2, size * 2).astype(np.uint8))
     glyph = GLYPHS[rng.integers(len(GLYPHS))]
     ink = int(rng.integers(0, 70))
@@ -310,6 +330,7 @@ NOT_A_DIGIT_KINDS = {
     "smudge": _smudge,
     "noise": _noise,
     "letters": _letters,
+    "other_typefaces": _other_typefaces,
     "two_digits": _two_digits,
     "scribble": _scribble,
 }

@@ -167,8 +167,8 @@ def test_each_corruption_is_deterministic_and_changes_the_digits(name):
 def test_there_are_at_least_ten_corruptions_and_every_not_a_digit_kind():
     assert len(suites.CORRUPTIONS) >= 10
     assert set(suites.NOT_A_DIGIT_KINDS) >= {
-        "blank", "near_blank", "paper_texture", "smudge", "noise", "letters", "two_digits",
-        "scribble",
+        "blank", "near_blank", "paper_texture", "smudge", "noise", "letters",
+        "other_typefaces", "two_digits", "scribble",
     }  # fmt: skip
     for kind in suites.NOT_A_DIGIT_KINDS:
         made = suites.not_a_digit(kind, 3, digits(), seed=1)
