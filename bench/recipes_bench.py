@@ -151,6 +151,7 @@ def figures(evaluation: dict, seconds: float, timed_here: bool) -> dict:
             v["normalised_statuses"]["not_a_digit"] for v in low
         ),
         "worst_not_accepted": min(v["not_accepted"] for v in kinds.values()),
+        "not_accepted_by_kind": {k: v["not_accepted"] for k, v in kinds.items()},
         "digits_called_not_a_digit": c["test_not_a_digit_share"],
         "training_seconds": seconds,
         "training_timed_in_this_run": timed_here,
@@ -164,13 +165,24 @@ def recipe_figures(
     for seed in seeds:
         model, seconds, timed_here = trained(data_dir, models_dir, recipe, seed, options)
         runs.append(figures(judged(data_dir, model), seconds, timed_here))
-    medians = [k for k in runs[0] if k not in ("worst_corruption", "training_timed_in_this_run")]
+    return {"seeds": seeds, "options": list(options), "runs": runs, "median": medians(runs)}
+
+
+def medians(runs: list[dict]) -> dict:
+    """Each figure's median over the seeds' runs; the worst corruption of any; per
+    not-a-digit kind, the median share not accepted."""
+    apart = ("worst_corruption", "training_timed_in_this_run", "not_accepted_by_kind")
     median = {
         k: None if None in (r[k] for r in runs) else statistics.median(r[k] for r in runs)
-        for k in medians
+        for k in runs[0]
+        if k not in apart
     }
     median["worst_corruption"] = min((r["worst_corruption"] for r in runs), key=lambda w: w[1])
-    return {"seeds": seeds, "options": list(options), "runs": runs, "median": median}
+    median["not_accepted_by_kind"] = {
+        kind: statistics.median(r["not_accepted_by_kind"].get(kind, 1.0) for r in runs)
+        for kind in runs[0]["not_accepted_by_kind"]
+    }
+    return median
 
 
 def print_figures(recipe: str, result: dict, first: dict) -> None:
@@ -187,8 +199,9 @@ def print_figures(recipe: str, result: dict, first: dict) -> None:
         f"damaged digits called not_a_digit: {m['corrupted_called_not_a_digit']:.1%} of "
         f"the corrupted (mean), {m['low_resolution_called_not_a_digit']:.1%} of the "
         "low-resolution (worst size); "
-        f"not-a-digit: worst kind {m['worst_not_accepted']:.1%} "
-        f"not accepted, {m['digits_called_not_a_digit']:.2%} of digits called not_a_digit; "
+        f"not-a-digit: worst kind {m['worst_not_accepted']:.1%} not accepted "
+        f"({worst_kinds_text(m['not_accepted_by_kind'])}), "
+        f"{m['digits_called_not_a_digit']:.2%} of digits called not_a_digit; "
         f"training {m['training_seconds']:.0f} s ({ratio_to_first(runs, first)})",
         flush=True,
     )
@@ -203,6 +216,13 @@ def print_figures(recipe: str, result: dict, first: dict) -> None:
         ),
         flush=True,
     )
+
+
+def worst_kinds_text(by_kind: dict, count: int = 3) -> str:
+    """The `count` not-a-digit kinds least often kept from acceptance, e.g. "scribble 93.5%,
+    smudge 95.0%, letters 96.5%"."""
+    worst = sorted(by_kind.items(), key=lambda item: item[1])[:count]
+    return ", ".join(f"{kind} {share:.1%}" for kind, share in worst)
 
 
 def ceiling_text(m: dict) -> str:
