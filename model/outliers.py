@@ -14,9 +14,10 @@ scribbles, pages, smudges and side-by-side pairs the model never sees in trainin
   a 1, a 4 or a 7, which must stay digits);
 - overlays: two training digits drawn over each other, shifted by up to 6 pixels;
 - hand letters: letters and symbols drawn as a hand would, from stroke templates
-  (LETTERS), slanted, stretched and wobbled; as a team would train on handwritten letters
-  (EMNIST) if it had them here. Letters and symbols that are written like a digit (O, I,
-  l, S, Z, B, G, b, d, g, h, q, ...) are not among them;
+  (LETTERS, among them the print forms of a, r, t and f), slanted, stretched and wobbled;
+  as a team would train on handwritten letters (EMNIST) if it had them here; two in five
+  of the pool (ROUND), for their many shapes. Letters and symbols that are written like a
+  digit (O, I, l, S, Z, B, G, b, d, g, h, q, ...) are not among them;
 - curves: one smooth pen stroke through eight to fourteen random points (a spline, not the
   evaluation's straight-segment random walk).
 
