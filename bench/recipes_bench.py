@@ -170,7 +170,7 @@ def recipe_figures(
 
 def medians(runs: list[dict]) -> dict:
     """Each figure's median over the seeds' runs; the worst corruption of any; per
-    not-a-digit kind, the median share not accepted."""
+    not-a-digit kind that every run was judged on, the median share not accepted."""
     apart = ("worst_corruption", "training_timed_in_this_run", "not_accepted_by_kind")
     median = {
         k: None if None in (r[k] for r in runs) else statistics.median(r[k] for r in runs)
@@ -178,9 +178,10 @@ def medians(runs: list[dict]) -> dict:
         if k not in apart
     }
     median["worst_corruption"] = min((r["worst_corruption"] for r in runs), key=lambda w: w[1])
-    median["not_accepted_by_kind"] = {
-        kind: statistics.median(r["not_accepted_by_kind"].get(kind, 1.0) for r in runs)
+    median["not_accepted_by_kind"] = {  # the kinds every seed's evaluation has
+        kind: statistics.median(r["not_accepted_by_kind"][kind] for r in runs)
         for kind in runs[0]["not_accepted_by_kind"]
+        if all(kind in r["not_accepted_by_kind"] for r in runs)
     }
     return median
 
