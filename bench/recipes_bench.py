@@ -129,7 +129,7 @@ def figures(evaluation: dict, seconds: float, timed_here: bool) -> dict:
     c, r = evaluation["calibration"], evaluation["robustness"]
     corruptions = {k: v["accuracy"] for k, v in r["corruptions"]["per_corruption"].items()}
     worst = min(corruptions, key=corruptions.get)
-    kinds = r["not_a_digit"]["per_kind"]
+    by_kind = {k: v["not_accepted"] for k, v in r["not_a_digit"]["per_kind"].items()}
     low = r["low_resolution"]["per_side"].values()
     return {
         "test_accuracy": evaluation["accuracy"],
@@ -150,8 +150,8 @@ def figures(evaluation: dict, seconds: float, timed_here: bool) -> dict:
         "low_resolution_called_not_a_digit": max(
             v["normalised_statuses"]["not_a_digit"] for v in low
         ),
-        "worst_not_accepted": min(v["not_accepted"] for v in kinds.values()),
-        "not_accepted_by_kind": {k: v["not_accepted"] for k, v in kinds.items()},
+        "worst_not_accepted": min(by_kind.values()),
+        "not_accepted_by_kind": by_kind,
         "digits_called_not_a_digit": c["test_not_a_digit_share"],
         "training_seconds": seconds,
         "training_timed_in_this_run": timed_here,
