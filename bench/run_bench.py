@@ -37,8 +37,23 @@ def steps(checkout: str, venv: str, out: str) -> list[str]:
     return [line for line in listing.splitlines() if line.strip()]
 
 
-def time_run(checkout: str, venv: str, out: str) -> dict:
+def mnist_dir() -> str | None:
+    """The raw MNIST files both versions read, as this checkout's Makefile finds them:
+    $MNIST_DIR, else ../shared/data/mnist beside it. The baseline's Makefile, run from a
+    temporary folder, would look beside that folder and find nothing."""
+    beside = os.path.abspath(os.path.join(REPO, "..", "shared", "data", "mnist"))
+    return os.environ.get("MNIST_DIR") or (beside if os.path.isdir(beside) else None)
+
+
+def environment(checkout: str) -> dict:
     env = {**os.environ, "PYTHONPATH": checkout, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if mnist_dir():
+        env["MNIST_DIR"] = mnist_dir()
+    return env
+
+
+def time_run(checkout: str, venv: str, out: str) -> dict:
+    env = environment(checkout)
     timings = []
     for command in steps(checkout, venv, out):
         started = time.perf_counter()
