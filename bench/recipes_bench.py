@@ -21,7 +21,7 @@ alternating, median of the pairs' ratios). A model already trained and judged in
 is reused, with the training time its run measured, marked as such (so a run cut short
 goes on where it stopped), but only if it was trained on DATA itself with the recipe the
 bench would train now (and its review threshold set on the same ranking score, its input
-checks fitted with as many damaged digits): one made
+checks fitted with as many damaged digits and the same shape review share): one made
 from another dataset or with other numbers stops the run, naming the folder and the
 numbers (and, where only the calibration differs, how to keep the network).
 """
@@ -66,7 +66,8 @@ def trained(
         return model, float(handle.read()), timed_here
 
 
-CALIBRATION_KEYS = {"ranking", "check_damage_share"}  # training_config's, not the recipe's
+# training_config's, not the recipe's
+CALIBRATION_KEYS = {"ranking", "check_damage_share", "shape_review_share"}
 
 
 # Recipe fields added since some models were trained: what a model without them did.
@@ -91,7 +92,8 @@ def same_run(data_dir: str, model: str, config: dict) -> None:
     screen = Screen.from_dict(metrics.get("calibration", {}).get("screen", {}))
     damaged = screen.fitted.get("check_damage_share", 0.0)
     had = {**ADDED_SINCE, **metrics.get("config", {})}
-    had.update(ranking=screen.ranking, check_damage_share=damaged)
+    had.update(ranking=screen.ranking, check_damage_share=damaged,
+               shape_review_share=screen.fitted.get("shape_review_share"))  # fmt: skip
     changed = [k for k, v in config.items() if had.get(k) != v]
     differs = ", ".join(f"{k} {had.get(k)} (now {config[k]})" for k in changed)
     if changed and set(changed) <= CALIBRATION_KEYS:  # the network is the one it would train
@@ -277,7 +279,8 @@ def training_config(data_dir: str, recipe: str, seed: int, options: tuple[str, .
         raise SystemExit(f"--options {shlex.join(options)}: {error}") from None
     checks = run.calibration
     return {**dataclasses.asdict(run.recipe), "ranking": checks.ranking,
-            "check_damage_share": checks.check_damage_share}  # fmt: skip
+            "check_damage_share": checks.check_damage_share,
+            "shape_review_share": checks.shape_review_share}  # fmt: skip
 
 
 def throughput_ratio(candidate: str, before: str, data_dir: str, count: int, pairs: int) -> dict:

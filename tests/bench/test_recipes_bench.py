@@ -18,6 +18,7 @@ def _made(data_dir, model_dir, config: dict) -> None:
     screen = {"ranking": config["ranking"], "fitted": {}}
     if "check_damage_share" in config:  # absent: fitted before damaged digits were used
         screen["fitted"]["check_damage_share"] = config["check_damage_share"]
+    screen["fitted"]["shape_review_share"] = config.get("shape_review_share", 0.02)
     metrics = {"dataset_manifest_sha256": manifest, "config": recipe,
                "calibration": {"screen": screen}}  # fmt: skip
     (model_dir / "metrics.json").write_text(json.dumps(metrics))
@@ -59,6 +60,11 @@ def test_a_model_trained_with_other_numbers_or_data_is_not_reused(tmp_path):
     with pytest.raises(SystemExit, match=r"with check_damage_share 0\.0 \(now 0\.25\)") as stop:
         recipes_bench.same_run(str(data_dir), str(model), strong)
     assert "digits calibrate --model" in str(stop.value)  # the network can be kept
+
+    _made(data_dir, model, {**strong, "shape_review_share": 0.02})  # the checks of 2026-12-05
+    with pytest.raises(SystemExit, match=r"with shape_review_share 0\.02 \(now 0\.04\)") as stop:
+        recipes_bench.same_run(str(data_dir), str(model), strong)
+    assert "digits calibrate --model" in str(stop.value)
 
     (data_dir / schema.MANIFEST_FILE).write_text('{"splits": {"train": {}}}')
     with pytest.raises(SystemExit, match="strong-1 was trained on another dataset"):

@@ -466,9 +466,9 @@ def test_the_recipe_is_named_recipe_and_model_stays_a_folder(tiny_dataset, tmp_p
 def test_options_replace_the_recipes_label_smoothing_and_damage_share(tiny_dataset, tmp_path):
     argv = ["--data", str(tiny_dataset), "--output", str(tmp_path / "m"), "--recipe", "robust"]
     robust = train.parse_args(argv).recipe
-    assert (robust.label_smoothing, robust.damage_share) == (0.0, 0.25)
-    changed = train.parse_args([*argv, "--label-smoothing", "0.1", "--damage-share", "0"]).recipe
-    assert (changed.label_smoothing, changed.damage_share) == (0.1, 0.0)
+    assert (robust.label_smoothing, robust.damage_share) == (0.1, 0.25)
+    changed = train.parse_args([*argv, "--label-smoothing", "0", "--damage-share", "0"]).recipe
+    assert (changed.label_smoothing, changed.damage_share) == (0.0, 0.0)
     assert changed.members == robust.members and changed.augment  # the rest is robust's
     with pytest.raises(ValueError, match="--label-smoothing must be at least 0 and below 1"):
         train.parse_args([*argv, "--label-smoothing", "1"])
