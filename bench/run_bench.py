@@ -47,8 +47,8 @@ def mnist_dir() -> str | None:
 
 def environment(checkout: str) -> dict:
     env = {**os.environ, "PYTHONPATH": checkout, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    if mnist_dir():
-        env["MNIST_DIR"] = mnist_dir()
+    if found := mnist_dir():
+        env["MNIST_DIR"] = found
     return env
 
 

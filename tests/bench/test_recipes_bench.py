@@ -61,7 +61,7 @@ def test_a_model_trained_with_other_numbers_or_data_is_not_reused(tmp_path):
         recipes_bench.same_run(str(data_dir), str(model), strong)
     assert "digits calibrate --model" in str(stop.value)  # the network can be kept
 
-    _made(data_dir, model, {**strong, "shape_review_share": 0.02})  # the checks of 2026-12-05
+    _made(data_dir, model, {**strong, "shape_review_share": 0.02})  # half as many reviewed
     with pytest.raises(SystemExit, match=r"with shape_review_share 0\.02 \(now 0\.04\)") as stop:
         recipes_bench.same_run(str(data_dir), str(model), strong)
     assert "digits calibrate --model" in str(stop.value)
