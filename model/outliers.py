@@ -14,8 +14,8 @@ scribbles, pages, smudges and side-by-side pairs the model never sees in trainin
   a 1, a 4 or a 7, which must stay digits);
 - overlays: two training digits drawn over each other, shifted by up to 6 pixels;
 - hand letters: letters and symbols drawn as a hand would, from stroke templates
-  (LETTERS, among them the print forms of a, r, t and f), slanted, stretched and wobbled;
-  as a team would train on handwritten letters (EMNIST) if it had them here; two in five
+  (LETTERS, among them the print forms of a, r, t and f, and $), slanted, stretched and
+  wobbled, as a team would train on handwritten letters (EMNIST) if it had them here; two in five
   of the pool (ROUND), for their many shapes. Letters and symbols that are written like a
   digit (O, I, l, S, Z, B, G, b, d, g, h, q, ...) are not among them;
 - curves: one smooth pen stroke through eight to fourteen random points (a spline, not the
@@ -136,6 +136,12 @@ LETTERS = {
     "@": [
         [(0.75, 0.45), *_arc(0.55, 0.55, 0.2, 0.2, 0, 360)],
         [(0.75, 0.35), (0.75, 0.72), *_arc(0.5, 0.5, 0.5, 0.5, 60, 370)],
+    ],
+    # The dollar sign, beside the amounts of cheques and forms: an S (not drawn alone: it
+    # is written like a 5) with a bar through it.
+    "$": [
+        [*_arc(0.5, 0.3, 0.35, 0.2, -20, -270), *_arc(0.5, 0.7, 0.35, 0.2, -90, 160)],
+        [(0.5, 0.0), (0.5, 1.0)],
     ],
 }
 
