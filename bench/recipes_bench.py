@@ -90,10 +90,9 @@ def same_run(data_dir: str, model: str, config: dict) -> None:
 
     # A screen fitted before rankings (damaged digits) existed reads as Screen's default (0).
     screen = Screen.from_dict(metrics.get("calibration", {}).get("screen", {}))
-    damaged = screen.fitted.get("check_damage_share", 0.0)
-    had = {**ADDED_SINCE, **metrics.get("config", {})}
-    had.update(ranking=screen.ranking, check_damage_share=damaged,
-               shape_review_share=screen.fitted.get("shape_review_share"))  # fmt: skip
+    had = {**ADDED_SINCE, **metrics.get("config", {}), "ranking": screen.ranking,
+           "check_damage_share": screen.fitted.get("check_damage_share", 0.0),
+           "shape_review_share": screen.fitted.get("shape_review_share")}  # fmt: skip
     changed = [k for k, v in config.items() if had.get(k) != v]
     differs = ", ".join(f"{k} {had.get(k)} (now {config[k]})" for k in changed)
     if changed and set(changed) <= CALIBRATION_KEYS:  # the network is the one it would train
