@@ -170,6 +170,13 @@ def add_screen_options(parser) -> None:
         "symbols and scribbles (model/shape_check.py); 0: none",
     )
     parser.add_argument(
+        "--shape-check-members",
+        type=int,
+        default=defaults.shape_check.members,
+        help="networks the shape check averages, each trained on its own not-a-digit "
+        "images (each costs as much training time as the first)",
+    )
+    parser.add_argument(
         "--shape-check-outliers",
         type=int,
         default=defaults.shape_check.max_outliers,
@@ -201,7 +208,9 @@ def calibration_from(args) -> CalibrationConfig:
         shape_review_share=args.shape_review_share,
         check_damage_share=args.check_damage_share,
         shape_check=shape_check.ShapeCheckConfig(
-            epochs=args.shape_check_epochs, max_outliers=args.shape_check_outliers
+            epochs=args.shape_check_epochs,
+            members=args.shape_check_members,
+            max_outliers=args.shape_check_outliers,
         ),
     )
 

@@ -6,7 +6,7 @@ give (Hendrycks & Gimpel 2017: out-of-distribution inputs still get 83-92%).
 
     pool(train_digits, 5_500, seed=0)  # uint8 [5500, 28, 28], through the scorer's normalisation
 
-Four kinds, made from random strokes and the training digits, deliberately not the
+Five kinds, made from random strokes and the training digits, deliberately not the
 evaluation's generators (evaluation.suites, whose font glyphs, straight-line random-walk
 scribbles, pages, smudges and side-by-side pairs the model never sees in training):
 
@@ -19,7 +19,10 @@ scribbles, pages, smudges and side-by-side pairs the model never sees in trainin
   of the pool (ROUND), for their many shapes. Letters and symbols that are written like a
   digit (O, I, l, S, Z, B, G, b, d, g, h, q, ...) are not among them;
 - curves: one smooth pen stroke through eight to fourteen random points (a spline, not the
-  evaluation's straight-segment random walk).
+  evaluation's straight-segment random walk);
+- polylines: one thick pen stroke straight through five to eight points drawn anywhere on
+  the canvas (sharp corners and long crossing segments, not the evaluation's short
+  random-walk steps).
 
 Parts of digits are not used: a part of a 7 is often a 1 or a 7.
 
@@ -33,10 +36,10 @@ from PIL import Image, ImageDraw
 
 from model.images import normalise_all
 
-KINDS = ("stroke_soup", "overlay", "hand_letter", "curve")
+KINDS = ("stroke_soup", "overlay", "hand_letter", "curve", "polyline")
 # The order the pool draws them in: hand letters twice as often as each other kind, for
 # their many shapes (LETTERS).
-ROUND = ("hand_letter", "stroke_soup", "overlay", "hand_letter", "curve")
+ROUND = ("hand_letter", "stroke_soup", "overlay", "hand_letter", "curve", "polyline")
 _CANVAS = 112
 
 
@@ -195,6 +198,15 @@ def _curve(rng, digits) -> np.ndarray:
     return np.asarray(image)
 
 
+def _polyline(rng, digits) -> np.ndarray:
+    corners = rng.uniform(10, _CANVAS - 10, (int(rng.integers(5, 9)), 2))
+    image = Image.new("L", (_CANVAS, _CANVAS), 0)
+    ImageDraw.Draw(image).line(
+        [tuple(p) for p in corners], fill=255, width=int(rng.integers(5, 12)), joint="curve"
+    )
+    return np.asarray(image)
+
+
 def _stroke_soup(rng, digits) -> np.ndarray:
     image = Image.new("L", (_CANVAS, _CANVAS), 0)
     canvas = ImageDraw.Draw(image)
@@ -234,6 +246,7 @@ _MAKERS = {
     "overlay": _overlay,
     "hand_letter": _hand_letter,
     "curve": _curve,
+    "polyline": _polyline,
 }
 
 

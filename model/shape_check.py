@@ -3,20 +3,25 @@
 The classifier is asked which of ten digits an image is, never whether it is one; a model
 trained on digits alone (the notebook's `seed`) reads a font's r, #, v, A or ! as a 1 or a
 4 with high confidence. This check answers the other question, the same way for every
-recipe: a three-layer convolutional network (FILTERS, HIDDEN; about 40,000 weights and a
-fortieth of the classifier's arithmetic) trained on training digits against
-model.outliers' images (hand-drawn letters and symbols, pen curves, stroke soup, two
-digits over each other), none of which are the evaluation's generators (evaluation.suites).
+recipe: three small convolutional networks (MEMBERS; FILTERS, HIDDEN: about 40,000 weights
+and a fortieth of the classifier's arithmetic each), their probabilities averaged, each
+trained on training digits against its own draw of model.outliers' images (hand-drawn
+letters and symbols, pen curves and polylines, stroke soup, two digits over each other),
+none of which are the evaluation's generators (evaluation.suites). One network's figures
+on letters and scribbles move by several points with its seed; the average moves less
+and sends fewer digits to review (docs/benchmarks.md, 2026-12-05, afternoon).
 
 `digits train` trains it (training/calibrate.py) and stores its weights in
 calibration.json with the other input checks, so the scorer, the SavedModel and Dataflow
 workers carry it as part of model.screening.Screen:
 
-    weights = train(digits, not_digits, ShapeCheckConfig())   # a JSON-ready dict
+    member = train(digits, not_digits, ShapeCheckConfig())   # one network, JSON-ready
+    weights = combine([member, ...])   # what calibration.json holds
     score(pixels, weights)   # uint8 [n, 28, 28] -> float32 [n] in (0, 1): how unlike a digit
 
 `score` is TensorFlow ops (no Keras), so it runs inside the scorer's tf.function and the
-SavedModel's signatures; it equals the Keras network's sigmoid (tested).
+SavedModel's signatures; it equals the mean of the Keras networks' sigmoids (tested).
+Calibrations written before the members were (one network's "layers") still score.
 """
 
 from __future__ import annotations
@@ -34,9 +39,14 @@ HIDDEN = 64
 @dataclass(frozen=True)
 class ShapeCheckConfig:
     epochs: int = 8  # 0: no shape check
+    members: int = 3  # networks averaged, each with its own seed and not-a-digit images
     max_outliers: int = 24_000  # not-a-digit images made (at most half the training digits)
     batch_size: int = 128
     seed: int = 0
+
+    def __post_init__(self):
+        if self.members < 1:
+            raise ValueError(f"--shape-check-members must be at least 1, got {self.members}")
 
 
 def network():
@@ -102,10 +112,25 @@ def _unpack(packed: dict) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4").reshape(packed["shape"])
 
 
+def combine(members: list[dict]) -> dict:
+    """Trained networks (`train`, `encode`) -> the shape check's weights, their scores
+    averaged by `score`."""
+    return {
+        "architecture": members[0]["architecture"],
+        "members": [{"layers": member["layers"]} for member in members],
+    }
+
+
 def score(pixels, weights: dict) -> tf.Tensor:
-    """uint8 [n, 28, 28] -> float32 [n]: the network's probability that it is no digit."""
-    layers = [(_unpack(layer["kernel"]), _unpack(layer["bias"])) for layer in weights["layers"]]
+    """uint8 [n, 28, 28] -> float32 [n]: the networks' mean probability that it is no
+    digit (`combine`; one network's weights, as `encode` gives them, score alone)."""
     x = tf.cast(pixels, tf.float32)[..., None] / 255.0
+    members = weights.get("members") or [weights]
+    return tf.add_n([_probability(x, member["layers"]) for member in members]) / len(members)
+
+
+def _probability(x: tf.Tensor, packed_layers: list) -> tf.Tensor:
+    layers = [(_unpack(layer["kernel"]), _unpack(layer["bias"])) for layer in packed_layers]
     convolutions, dense = layers[: len(FILTERS)], layers[len(FILTERS) :]
     for kernel, bias in convolutions:
         x = tf.nn.relu(tf.nn.conv2d(x, kernel, strides=2, padding="VALID") + bias)

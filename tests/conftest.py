@@ -221,8 +221,8 @@ def tiny_model(tmp_path_factory, tiny_dataset) -> Path:
 TEST_TARGET = ("--target-error", "0.005")
 # A shape check trained in seconds on the full MNIST, on fewer damaged copies (the defaults
 # take a few minutes).
-TEST_SHAPE = ("--shape-check-epochs", "1", "--shape-check-outliers", "1500",
-              "--check-damage-share", "0.05")  # fmt: skip
+TEST_SHAPE = ("--shape-check-epochs", "1", "--shape-check-members", "2",
+              "--shape-check-outliers", "1500", "--check-damage-share", "0.05")  # fmt: skip
 TEST_CALIBRATION = (*TEST_TARGET, *TEST_SHAPE)  # digits train's calibration, in tests
 # Floors a briefly trained model passes: the gate's defaults are for the full recipes.
 TEST_GATE = ("--min-accuracy", "0", "--min-class-recall", "0", "--max-ece", "1",

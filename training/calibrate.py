@@ -65,7 +65,7 @@ def fit(
     steps = steps or Steps("calibration")
     train_pixels = given = None
     if config.shape_check.epochs > 0:
-        steps.start("the shape check: reading the training digits, making not-a-digit images")
+        steps.start("the shape check: reading the training digits")
         train_pixels = data.split_pixels(dataset_path, "train", verify=False)
         manifest = data.read_manifest(dataset_path)
         given = data.not_a_digit_pixels(dataset_path, "train", manifest, verify=False)
@@ -160,26 +160,36 @@ def fit_screen(
 def train_shape_check(
     train_pixels, config: CalibrationConfig, steps: Steps | None = None, given_not_digits=None
 ) -> dict | None:
-    """The shape check (model.shape_check, config.shape_check) trained on the training
-    digits, uint8 [n, 28, 28], against model.outliers' images (as many as half of them, at
-    most config.shape_check.max_outliers; the overlays are made from the first 5,000) and
-    the labelled folders' not-a-digit training images (`given_not_digits`); both with
-    config.check_damage_share damaged copies more (model.damage), so that damage tells it
-    nothing. None with config.shape_check.epochs 0."""
+    """The shape check (model.shape_check, config.shape_check): its members, each trained
+    on the training digits, uint8 [n, 28, 28], against its own draw of model.outliers'
+    images (as many as half of them, at most config.shape_check.max_outliers; the
+    overlays are made from the first 5,000) and the labelled folders' not-a-digit training
+    images (`given_not_digits`); both with config.check_damage_share damaged copies more
+    (model.damage), so that damage tells it nothing. None with config.shape_check.epochs 0."""
     settings = config.shape_check
     if settings.epochs <= 0 or not len(train_pixels):
         return None
+    members = []
+    for member in range(settings.members):
+        seeded = replace(settings, seed=settings.seed + member)
+        label = f"member {member + 1} of {settings.members}"
+        members.append(_train_member(train_pixels, config, seeded, label, steps, given_not_digits))
+    return shape_check.combine(members)
+
+
+def _train_member(train_pixels, config, settings, label, steps, given_not_digits) -> dict:
+    """One network of the shape check, with `settings.seed` (see train_shape_check)."""
     count = min(settings.max_outliers, len(train_pixels) // 2)
+    if steps:
+        steps.start(f"the shape check, {label}: not-a-digit images and damaged copies")
     not_digits = outliers.pool(train_pixels[:5000], count, settings.seed)
     if given_not_digits is not None and len(given_not_digits):
         not_digits = np.concatenate([not_digits, given_not_digits])
-    if steps:
-        steps.start("the shape check: damaged copies of both")
     digits = _with_damaged(train_pixels, config.check_damage_share, settings.seed)
     not_digits = _with_damaged(not_digits, config.check_damage_share, settings.seed + 1)
     callbacks = ()
     if steps:
-        steps.start(f"training the shape check ({settings.epochs} epochs)")
+        steps.start(f"training the shape check, {label} ({settings.epochs} epochs)")
         callbacks = (KerasProgress(steps),)
     return shape_check.train(digits, not_digits, settings, callbacks)
 

@@ -25,6 +25,28 @@ def test_score_is_the_trained_networks_sigmoid_after_a_trip_through_json():
     assert len(weights["layers"]) == len(shape_check.FILTERS) + 2
 
 
+def test_members_score_their_networks_mean_sigmoid():
+    import keras
+
+    pixels = np.random.default_rng(1).integers(0, 256, (16, 28, 28)).astype(np.uint8)
+    networks, expected = [], []
+    for seed in (5, 6):
+        keras.utils.set_random_seed(seed)
+        networks.append(shape_check.encode(shape_check.network()))
+        network = shape_check.network()
+        network.set_weights(
+            [shape_check._unpack(part) for layer in networks[-1]["layers"]
+             for part in (layer["kernel"], layer["bias"])]
+        )  # fmt: skip
+        expected.append(keras.ops.sigmoid(network(pixels[..., None] / 255.0))[:, 0])
+    weights = json.loads(json.dumps(shape_check.combine(networks)))
+    got = shape_check.score(pixels, weights).numpy()
+    np.testing.assert_allclose(got, np.mean(expected, axis=0), atol=1e-5)
+    # two networks of different seeds disagree, so the mean is neither of them
+    alone = [shape_check.score(pixels, network).numpy() for network in networks]
+    assert all(np.abs(got - one).max() > 1e-3 for one in alone)
+
+
 def test_briefly_trained_it_scores_unseen_outliers_above_unseen_digits(mnist_dir):
     images = idx.parse_images(
         "train", idx.read_bytes(str(mnist_dir / "train-images-idx3-ubyte.gz"))

@@ -145,7 +145,10 @@ def test_train_calibrates_for_this_exact_model(mnist_model, mnist_dataset):
     assert chosen["accepted"] <= ceiling["accepted"] <= validation
     assert 0 < ceiling["error_among_accepted"] <= saved["target_error"]
     # the shape check's weights are in calibration.json (the scorer's), not in metrics.json
-    assert 0 < saved["max_shape"] < 1 and len(saved["shape_check"]["layers"]) == 5
+    assert 0 < saved["max_shape"] < 1
+    members = saved["shape_check"]["members"]  # --shape-check-members, 2 in these tests
+    assert len(members) == 2 and all(len(member["layers"]) == 5 for member in members)
+    assert members[0] != members[1]
     trained = json.loads((mnist_model / schema.METRICS_FILE).read_text())["calibration"]
     assert trained["screen"]["shape_check"] == {
         "architecture": saved["shape_check"]["architecture"]

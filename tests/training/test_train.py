@@ -478,6 +478,9 @@ def test_options_replace_the_recipes_label_smoothing_and_damage_share(tiny_datas
     assert train.parse_args([*argv, "--second-look-below", "0"]).recipe.second_look_below == 0
     with pytest.raises(ValueError, match="--second-look-below must be between 0 and 1, got 2"):
         train.parse_args([*argv, "--second-look-below", "2"])
+    assert train.parse_args(argv).calibration.shape_check.members == 3
+    with pytest.raises(ValueError, match="--shape-check-members must be at least 1, got 0"):
+        train.parse_args([*argv, "--shape-check-members", "0"])
 
 
 def test_the_review_threshold_is_set_on_the_top_two_share_unless_asked_otherwise(
