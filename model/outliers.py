@@ -5,6 +5,7 @@ and its confidence on things that are no digit drops, which max-softmax alone do
 give (Hendrycks & Gimpel 2017: out-of-distribution inputs still get 83-92%).
 
     pool(train_digits, 5_500, seed=0)  # uint8 [5500, 28, 28], through the scorer's normalisation
+    pool(train_digits, 24_000, seed=0, kinds=SHAPE_CHECK_ROUND)  # the shape check's
 
 Five kinds, made from random strokes and the training digits, deliberately not the
 evaluation's generators (evaluation.suites, whose font glyphs, straight-line random-walk
@@ -20,9 +21,9 @@ scribbles, pages, smudges and side-by-side pairs the model never sees in trainin
   digit (O, I, l, S, Z, B, G, b, d, g, h, q, ...) are not among them;
 - curves: one smooth pen stroke through eight to fourteen random points (a spline, not the
   evaluation's straight-segment random walk);
-- polylines: one thick pen stroke straight through five to eight points drawn anywhere on
-  the canvas (sharp corners and long crossing segments, not the evaluation's short
-  random-walk steps).
+- polylines, for the shape check only (model.shape_check): one thick pen stroke straight
+  through five to eight points drawn anywhere on the canvas (sharp corners and long
+  crossing segments, not the evaluation's short random-walk steps).
 
 Parts of digits are not used: a part of a 7 is often a 1 or a 7.
 
@@ -39,7 +40,9 @@ from model.images import normalise_all
 KINDS = ("stroke_soup", "overlay", "hand_letter", "curve", "polyline")
 # The order the pool draws them in: hand letters twice as often as each other kind, for
 # their many shapes (LETTERS).
-ROUND = ("hand_letter", "stroke_soup", "overlay", "hand_letter", "curve", "polyline")
+ROUND = ("hand_letter", "stroke_soup", "overlay", "hand_letter", "curve")
+# The shape check's: the same and polylines (docs/benchmarks.md, 2026-12-05, afternoon).
+SHAPE_CHECK_ROUND = (*ROUND, "polyline")
 _CANVAS = 112
 
 
@@ -250,11 +253,11 @@ _MAKERS = {
 }
 
 
-def pool(digits: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """`count` not-a-digit images, the kinds in turn (ROUND), uint8 [count, 28, 28],
+def pool(digits: np.ndarray, count: int, seed: int = 0, kinds: tuple = ROUND) -> np.ndarray:
+    """`count` not-a-digit images, `kinds` in turn (KINDS' names), uint8 [count, 28, 28],
     normalised like scored images; `digits` (uint8 [n, 28, 28]) are training digits."""
     rng = np.random.default_rng([seed, 7])
     digits = np.asarray(digits, np.uint8)
-    made = (_MAKERS[ROUND[i % len(ROUND)]](rng, digits)[..., None] for i in range(count))
+    made = (_MAKERS[kinds[i % len(kinds)]](rng, digits)[..., None] for i in range(count))
     # Through the scorer's normalisation, each while the next ones are drawn.
     return normalise_all(made)

@@ -182,7 +182,9 @@ def _train_member(train_pixels, config, settings, label, steps, given_not_digits
     count = min(settings.max_outliers, len(train_pixels) // 2)
     if steps:
         steps.start(f"the shape check, {label}: not-a-digit images and damaged copies")
-    not_digits = outliers.pool(train_pixels[:5000], count, settings.seed)
+    not_digits = outliers.pool(
+        train_pixels[:5000], count, settings.seed, outliers.SHAPE_CHECK_ROUND
+    )
     if given_not_digits is not None and len(given_not_digits):
         not_digits = np.concatenate([not_digits, given_not_digits])
     digits = _with_damaged(train_pixels, config.check_damage_share, settings.seed)

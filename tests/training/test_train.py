@@ -97,14 +97,15 @@ def test_outlier_pool_has_every_kind_drawn_and_is_seeded(tiny_dataset):
     from model import outliers, screening
 
     digits = _train_digits(tiny_dataset)
-    assert set(outliers.ROUND) == set(outliers.KINDS)
-    pool = outliers.pool(digits, 2 * len(outliers.ROUND), seed=3)
+    kinds = outliers.SHAPE_CHECK_ROUND  # the classifier's ROUND and one kind more
+    assert set(kinds) == set(outliers.KINDS) and set(outliers.ROUND) < set(kinds)
+    pool = outliers.pool(digits, 2 * len(kinds), seed=3, kinds=kinds)
     # every kind survives the normalisation, inked
     assert (pool.max(axis=(1, 2)) >= screening.LIT).all()
-    turns = [pool[i :: len(outliers.ROUND)] for i in range(len(outliers.ROUND))]
+    turns = [pool[i :: len(kinds)] for i in range(len(kinds))]
     assert all(not np.array_equal(k[0], k[1]) for k in turns)
-    np.testing.assert_array_equal(pool, outliers.pool(digits, len(pool), seed=3))
-    assert not np.array_equal(pool, outliers.pool(digits, len(pool), seed=4))
+    np.testing.assert_array_equal(pool, outliers.pool(digits, len(pool), seed=3, kinds=kinds))
+    assert not np.array_equal(pool, outliers.pool(digits, len(pool), seed=4, kinds=kinds))
 
 
 def test_every_hand_letter_is_drawn_whole_inside_its_canvas():
