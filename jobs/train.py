@@ -166,7 +166,7 @@ def add_screen_options(parser) -> None:
         "--shape-check-epochs",
         type=int,
         default=defaults.shape_check.epochs,
-        help="epochs of the shape check, a small network telling digits from letters, "
+        help="epochs of the shape check, small networks telling digits from letters, "
         "symbols and scribbles (model/shape_check.py); 0: none",
     )
     parser.add_argument(

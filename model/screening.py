@@ -20,7 +20,7 @@ limits fitted by `digits evaluate` on the validation digits (`fit`, below):
 - `smudged`: the share of visible pixels that are only half-inked (smudges, blur, shadows);
 - `too_wide`: the inked box is wider for its height than digits are (the normalisation
   keeps the aspect ratio): two digits written touching, a word, a dash;
-- `odd_shape`: the shape check (model.shape_check, a small network trained on digits
+- `odd_shape`: the shape check (model.shape_check, small networks trained on digits
   against letters, symbols and scribbles) finds it less like a digit than digits are;
 - `unlike_a_digit`: the model's calibrated confidence is below what almost every digit gets.
 

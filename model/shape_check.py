@@ -1,15 +1,16 @@
-"""The shape check: a small network that tells digits from other marks, as an input check.
+"""The shape check: small networks that tell digits from other marks, as an input check.
 
 The classifier is asked which of ten digits an image is, never whether it is one; a model
 trained on digits alone (the notebook's `seed`) reads a font's r, #, v, A or ! as a 1 or a
 4 with high confidence. This check answers the other question, the same way for every
-recipe: three small convolutional networks (MEMBERS; FILTERS, HIDDEN: about 40,000 weights
-and a fortieth of the classifier's arithmetic each), their probabilities averaged, each
-trained on training digits against its own draw of model.outliers' images (hand-drawn
-letters and symbols, pen curves and polylines, stroke soup, two digits over each other),
-none of which are the evaluation's generators (evaluation.suites). One network's figures
-on letters and scribbles move by several points with its seed; the average moves less
-and sends fewer digits to review (docs/benchmarks.md, 2026-12-05, afternoon).
+recipe: three small convolutional networks (ShapeCheckConfig.members; FILTERS, HIDDEN:
+about 40,000 weights and a fortieth of the classifier's arithmetic each), their
+probabilities averaged, each trained on training digits against its own draw of
+model.outliers' images (hand-drawn letters and symbols, pen curves and polylines, stroke
+soup, two digits over each other), none of which are the evaluation's generators
+(evaluation.suites). One network's figures on letters and scribbles move by several
+points with its seed; the average moves less and sends fewer digits to review
+(docs/benchmarks.md, 2026-12-05, afternoon).
 
 `digits train` trains it (training/calibrate.py) and stores its weights in
 calibration.json with the other input checks, so the scorer, the SavedModel and Dataflow
