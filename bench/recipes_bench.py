@@ -21,9 +21,10 @@ alternating, median of the pairs' ratios). A model already trained and judged in
 is reused, with the training time its run measured, marked as such (so a run cut short
 goes on where it stopped), but only if it was trained on DATA itself with the recipe the
 bench would train now (and its review threshold set on the same ranking score, its input
-checks fitted with as many damaged digits and the same shape review share): one made
-from another dataset or with other numbers stops the run, naming the folder and the
-numbers (and, where only the calibration differs, how to keep the network).
+checks fitted with as many damaged digits, the same shape review share and as many
+shape check networks): one made from another dataset or with other numbers stops the
+run, naming the folder and the numbers (and, where only the calibration differs, how to
+keep the network).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def trained(
 
 
 # training_config's, not the recipe's
-CALIBRATION_KEYS = {"ranking", "check_damage_share", "shape_review_share"}
+CALIBRATION_KEYS = {"ranking", "check_damage_share", "shape_review_share", "shape_check_members"}
 
 
 # Recipe fields added since some models were trained: what a model without them did.
@@ -92,7 +93,9 @@ def same_run(data_dir: str, model: str, config: dict) -> None:
     screen = Screen.from_dict(metrics.get("calibration", {}).get("screen", {}))
     had = {**ADDED_SINCE, **metrics.get("config", {}), "ranking": screen.ranking,
            "check_damage_share": screen.fitted.get("check_damage_share", 0.0),
-           "shape_review_share": screen.fitted.get("shape_review_share")}  # fmt: skip
+           "shape_review_share": screen.fitted.get("shape_review_share"),
+           # fitted before the shape check had members: one network
+           "shape_check_members": screen.fitted.get("shape_check_members", 1)}  # fmt: skip
     changed = [k for k, v in config.items() if had.get(k) != v]
     differs = ", ".join(f"{k} {had.get(k)} (now {config[k]})" for k in changed)
     if changed and set(changed) <= CALIBRATION_KEYS:  # the network is the one it would train
@@ -279,7 +282,8 @@ def training_config(data_dir: str, recipe: str, seed: int, options: tuple[str, .
     checks = run.calibration
     return {**dataclasses.asdict(run.recipe), "ranking": checks.ranking,
             "check_damage_share": checks.check_damage_share,
-            "shape_review_share": checks.shape_review_share}  # fmt: skip
+            "shape_review_share": checks.shape_review_share,
+            "shape_check_members": checks.shape_check.members}  # fmt: skip
 
 
 def throughput_ratio(candidate: str, before: str, data_dir: str, count: int, pairs: int) -> dict:

@@ -19,6 +19,8 @@ def _made(data_dir, model_dir, config: dict) -> None:
     if "check_damage_share" in config:  # absent: fitted before damaged digits were used
         screen["fitted"]["check_damage_share"] = config["check_damage_share"]
     screen["fitted"]["shape_review_share"] = config.get("shape_review_share", 0.02)
+    if "shape_check_members" in config:  # absent: fitted with one shape check network
+        screen["fitted"]["shape_check_members"] = config["shape_check_members"]
     metrics = {"dataset_manifest_sha256": manifest, "config": recipe,
                "calibration": {"screen": screen}}  # fmt: skip
     (model_dir / "metrics.json").write_text(json.dumps(metrics))
@@ -63,6 +65,12 @@ def test_a_model_trained_with_other_numbers_or_data_is_not_reused(tmp_path):
 
     _made(data_dir, model, {**strong, "shape_review_share": 0.02})  # half as many reviewed
     with pytest.raises(SystemExit, match=r"with shape_review_share 0\.02 \(now 0\.04\)") as stop:
+        recipes_bench.same_run(str(data_dir), str(model), strong)
+    assert "digits calibrate --model" in str(stop.value)
+
+    one = {k: v for k, v in strong.items() if k != "shape_check_members"}
+    _made(data_dir, model, one)  # its shape check one network, from before there were three
+    with pytest.raises(SystemExit, match=r"with shape_check_members 1 \(now 3\)") as stop:
         recipes_bench.same_run(str(data_dir), str(model), strong)
     assert "digits calibrate --model" in str(stop.value)
 

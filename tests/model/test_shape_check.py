@@ -29,21 +29,17 @@ def test_members_score_their_networks_mean_sigmoid():
     import keras
 
     pixels = np.random.default_rng(1).integers(0, 256, (16, 28, 28)).astype(np.uint8)
-    networks, expected = [], []
+    networks = []
     for seed in (5, 6):
         keras.utils.set_random_seed(seed)
-        networks.append(shape_check.encode(shape_check.network()))
-        network = shape_check.network()
-        network.set_weights(
-            [shape_check._unpack(part) for layer in networks[-1]["layers"]
-             for part in (layer["kernel"], layer["bias"])]
-        )  # fmt: skip
-        expected.append(keras.ops.sigmoid(network(pixels[..., None] / 255.0))[:, 0])
-    weights = json.loads(json.dumps(shape_check.combine(networks)))
+        networks.append(shape_check.network())
+    members = [shape_check.encode(network) for network in networks]
+    weights = json.loads(json.dumps(shape_check.combine(members)))  # as calibration.json
+    sigmoids = [keras.ops.sigmoid(n(pixels[..., None] / 255.0))[:, 0] for n in networks]
     got = shape_check.score(pixels, weights).numpy()
-    np.testing.assert_allclose(got, np.mean(expected, axis=0), atol=1e-5)
+    np.testing.assert_allclose(got, np.mean(sigmoids, axis=0), atol=1e-5)
     # two networks of different seeds disagree, so the mean is neither of them
-    alone = [shape_check.score(pixels, network).numpy() for network in networks]
+    alone = [shape_check.score(pixels, member).numpy() for member in members]
     assert all(np.abs(got - one).max() > 1e-3 for one in alone)
 
 
