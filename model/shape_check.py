@@ -9,7 +9,7 @@ probabilities averaged, each trained on training digits against its own draw of
 model.outliers' images (hand-drawn letters and symbols, pen curves and polylines, stroke
 soup, two digits over each other), none of which are the evaluation's generators
 (evaluation.suites). One network's figures on letters and scribbles move by several
-points with its seed; the average moves less and sends fewer digits to review
+points with its seed; the average sent fewer digits to review than any one of them
 (docs/benchmarks.md, 2026-12-05, afternoon).
 
 `digits train` trains it (training/calibrate.py) and stores its weights in
