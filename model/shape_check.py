@@ -122,12 +122,18 @@ def combine(members: list[dict]) -> dict:
     }
 
 
+def members(weights: dict) -> list[dict]:
+    """The networks in the shape check's weights (`combine`; one network's, as `encode`
+    gives them, is one)."""
+    return weights.get("members") or [weights]
+
+
 def score(pixels, weights: dict) -> tf.Tensor:
     """uint8 [n, 28, 28] -> float32 [n]: the networks' mean probability that it is no
-    digit (`combine`; one network's weights, as `encode` gives them, score alone)."""
+    digit (`members`)."""
     x = tf.cast(pixels, tf.float32)[..., None] / 255.0
-    members = weights.get("members") or [weights]
-    return tf.add_n([_probability(x, member["layers"]) for member in members]) / len(members)
+    networks = members(weights)
+    return tf.add_n([_probability(x, network["layers"]) for network in networks]) / len(networks)
 
 
 def _probability(x: tf.Tensor, packed_layers: list) -> tf.Tensor:

@@ -150,7 +150,7 @@ def fit_screen(
         measured, calibration.scale(probabilities, temperature), config.not_a_digit_budget,
         shape_weights, config.shape_review_share,
     )  # fmt: skip
-    members = config.shape_check.members if shape_weights else 0
+    members = len(shape_check.members(shape_weights)) if shape_weights else 0
     fitted = {**screen.fitted, "check_damage_share": config.check_damage_share,
               "damaged_digits": len(damaged["labels"]) if damaged else 0,
               "shape_check_members": members}  # fmt: skip
