@@ -8,7 +8,8 @@ Each recipe is trained with seed 0 (the last one named, the candidate, with ever
 --seeds, and with the `digits train` options of --options, if given, in place of the
 recipe's own numbers) into MODELS/<recipe>-<seed> (with --options "--members 4":
 MODELS/<recipe>_members_4-<seed>) and judged by `digits evaluate` with the default
-suites (2,000 test digits per corruption, 200 images per not-a-digit kind). Printed per
+suites (2,000 test digits per corruption, 1,000 images per not-a-digit kind; a report
+judged with other sizes is judged again). Printed per
 recipe: test accuracy (the median over its seeds), the share of MNIST's test digits
 accepted at the default target by every check and by the confidence threshold alone, the
 error among the accepted, mean and worst corruption accuracy, the worst low-resolution
@@ -42,6 +43,7 @@ from bench.common import save, timed
 from bench.score_bench import ensure_pngs
 from bench.trust_bench import pipeline_seconds
 from common import files, schema
+from evaluation.evaluate import Suites
 
 
 def folder_name(recipe: str, seed: int, options: tuple[str, ...] = ()) -> str:
@@ -68,7 +70,13 @@ def trained(
 
 
 # training_config's, not the recipe's
-CALIBRATION_KEYS = {"ranking", "check_damage_share", "shape_review_share", "shape_check_members"}
+CALIBRATION_KEYS = {
+    "ranking",
+    "check_damage_share",
+    "shape_review_share",
+    "shape_check_members",
+    "shape_check_kinds",
+}
 
 
 # Recipe fields added since some models were trained: what a model without them did.
@@ -95,7 +103,9 @@ def same_run(data_dir: str, model: str, config: dict) -> None:
            "check_damage_share": screen.fitted.get("check_damage_share", 0.0),
            "shape_review_share": screen.fitted.get("shape_review_share"),
            # fitted before the shape check had members: one network
-           "shape_check_members": screen.fitted.get("shape_check_members", 1)}  # fmt: skip
+           "shape_check_members": screen.fitted.get("shape_check_members", 1),
+           # fitted before the kinds were recorded: unknown, so fitted again
+           "shape_check_kinds": screen.fitted.get("shape_check_kinds")}  # fmt: skip
     changed = [k for k, v in config.items() if had.get(k) != v]
     differs = ", ".join(f"{k} {had.get(k)} (now {config[k]})" for k in changed)
     if changed and set(changed) <= CALIBRATION_KEYS:  # the network is the one it would train
@@ -121,12 +131,27 @@ def labels_used(data_dir: str) -> str:
 
 
 def judged(data_dir: str, model: str) -> dict:
-    report = model + "-report"
-    if not os.path.exists(os.path.join(report, "evaluation.json")):
+    """The model's evaluation.json, `digits evaluate` with the default suites; judged again
+    where the report there was made with suites of other sizes."""
+    report, want = model + "-report", dataclasses.astuple(Suites())
+    path = os.path.join(report, "evaluation.json")
+    sizes = suite_sizes(path) if os.path.exists(path) else None
+    if sizes and sizes != want:
+        print(f"{report} was judged with suites of {sizes} (test digits, images per "
+              f"not-a-digit kind, seed), not {want}: judging it again")  # fmt: skip
+    if sizes != want:
         timed([sys.executable, "-m", "jobs.evaluate", "--data", data_dir, "--model", model,
                "--output", report])  # fmt: skip
-    with open(os.path.join(report, "evaluation.json")) as handle:
+    with open(path) as handle:
         return json.load(handle)
+
+
+def suite_sizes(path: str) -> tuple:
+    """(size, per kind, seed) of the suites an evaluation.json was judged with."""
+    with open(path) as handle:
+        robustness = json.load(handle)["robustness"]
+    sample = robustness["sample"]
+    return sample["test_digits"], robustness["not_a_digit"]["count_per_kind"], sample["seed"]
 
 
 def figures(evaluation: dict, seconds: float, timed_here: bool) -> dict:
@@ -273,6 +298,7 @@ def training_config(data_dir: str, recipe: str, seed: int, options: tuple[str, .
     """The recipe `digits train` trains with these options, as metrics.json records it, the
     score its review threshold is set on and the damaged copies its input checks see."""
     from jobs import train
+    from model import outliers
 
     argv = train_argv(data_dir, "-", recipe, seed)
     try:
@@ -280,10 +306,12 @@ def training_config(data_dir: str, recipe: str, seed: int, options: tuple[str, .
     except ValueError as error:
         raise SystemExit(f"--options {shlex.join(options)}: {error}") from None
     checks = run.calibration
+    kinds = list(outliers.SHAPE_CHECK_ROUND) if checks.shape_check.epochs > 0 else []
     return {**dataclasses.asdict(run.recipe), "ranking": checks.ranking,
             "check_damage_share": checks.check_damage_share,
             "shape_review_share": checks.shape_review_share,
-            "shape_check_members": checks.shape_check.members}  # fmt: skip
+            "shape_check_members": checks.shape_check.members,
+            "shape_check_kinds": kinds}  # fmt: skip
 
 
 def throughput_ratio(candidate: str, before: str, data_dir: str, count: int, pairs: int) -> dict:

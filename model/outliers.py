@@ -7,9 +7,9 @@ give (Hendrycks & Gimpel 2017: out-of-distribution inputs still get 83-92%).
     pool(train_digits, 5_500, seed=0)  # uint8 [5500, 28, 28], through the scorer's normalisation
     pool(train_digits, 24_000, seed=0, kinds=SHAPE_CHECK_ROUND)  # the shape check's
 
-Five kinds, made from random strokes and the training digits, deliberately not the
-evaluation's generators (evaluation.suites, whose font glyphs, straight-line random-walk
-scribbles, pages, smudges and side-by-side pairs the model never sees in training):
+Six kinds, made from random strokes, a typeface and the training digits, deliberately not
+the evaluation's generators (evaluation.suites, whose typefaces, straight-line random-walk
+scribbles, pages, smudges and side-by-side pairs no network here sees in training):
 
 - stroke soup: three to six straight strokes and arcs of random width (fewer could draw
   a 1, a 4 or a 7, which must stay digits);
@@ -23,7 +23,11 @@ scribbles, pages, smudges and side-by-side pairs the model never sees in trainin
   evaluation's straight-segment random walk);
 - polylines, for the shape check only (model.shape_check): one thick pen stroke straight
   through five to eight points drawn anywhere on the canvas (sharp corners and long
-  crossing segments, not the evaluation's short random-walk steps).
+  crossing segments, not the evaluation's short random-walk steps);
+- printed letters, for the shape check only: LETTERS' single characters printed in one of
+  PRINT_FACES (Computer Modern, bundled with matplotlib), none of the evaluation's
+  typefaces (Pillow's Aileron for `letters`; DejaVu and STIX for `other_typefaces`), so
+  both stay held out.
 
 Parts of digits are not used: a part of a 7 is often a 1 or a 7.
 
@@ -32,17 +36,23 @@ Each goes through model.digit_image.normalise_digit, as a scored image would.
 
 from __future__ import annotations
 
+import functools
+import os
+
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from model.images import normalise_all
 
-KINDS = ("stroke_soup", "overlay", "hand_letter", "curve", "polyline")
+KINDS = ("stroke_soup", "overlay", "hand_letter", "curve", "polyline", "printed_letter")
 # The order the pool draws them in: hand letters twice as often as each other kind, for
 # their many shapes (LETTERS).
 ROUND = ("hand_letter", "stroke_soup", "overlay", "hand_letter", "curve")
-# The shape check's: the same and polylines (docs/benchmarks.md, 2026-12-05, afternoon).
-SHAPE_CHECK_ROUND = (*ROUND, "polyline")
+# The shape check's: the same, polylines and printed letters (docs/benchmarks.md,
+# 2026-12-05, afternoon and evening).
+SHAPE_CHECK_ROUND = (*ROUND, "polyline", "printed_letter")
+# matplotlib's Computer Modern: roman, sans, typewriter, bold and italic.
+PRINT_FACES = ("cmr10.ttf", "cmss10.ttf", "cmtt10.ttf", "cmb10.ttf", "cmti10.ttf")
 _CANVAS = 112
 
 
@@ -210,6 +220,32 @@ def _polyline(rng, digits) -> np.ndarray:
     return np.asarray(image)
 
 
+def _printed_letter(rng, digits) -> np.ndarray:
+    face = PRINT_FACES[rng.integers(len(PRINT_FACES))]
+    font = _font(face, int(rng.integers(50, 100)))
+    characters = [name for name in LETTERS if len(name) == 1]
+    page = Image.new("L", (_CANVAS * 2, _CANVAS * 2), 0)
+    ImageDraw.Draw(page).text(
+        (_CANVAS // 2, _CANVAS // 2), characters[rng.integers(len(characters))], 255, font
+    )
+    page = page.rotate(rng.uniform(-10, 10), resample=Image.BILINEAR)
+    glyph = page.crop(page.getbbox())
+    scale = min(1.0, (_CANVAS - 8) / max(glyph.size))
+    glyph = glyph.resize(
+        (max(1, int(glyph.size[0] * scale)), max(1, int(glyph.size[1] * scale))), Image.BILINEAR
+    )
+    image = Image.new("L", (_CANVAS, _CANVAS), 0)
+    image.paste(glyph, ((_CANVAS - glyph.size[0]) // 2, (_CANVAS - glyph.size[1]) // 2))
+    return np.asarray(image)
+
+
+@functools.cache
+def _font(face: str, size: int) -> ImageFont.FreeTypeFont:
+    import matplotlib  # its fonts; imported only when a pool has printed letters
+
+    return ImageFont.truetype(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", face), size)
+
+
 def _stroke_soup(rng, digits) -> np.ndarray:
     image = Image.new("L", (_CANVAS, _CANVAS), 0)
     canvas = ImageDraw.Draw(image)
@@ -250,6 +286,7 @@ _MAKERS = {
     "hand_letter": _hand_letter,
     "curve": _curve,
     "polyline": _polyline,
+    "printed_letter": _printed_letter,
 }
 
 

@@ -6,11 +6,11 @@ trained on digits alone (the notebook's `seed`) reads a font's r, #, v, A or ! a
 recipe: three small convolutional networks (ShapeCheckConfig.members; FILTERS, HIDDEN:
 about 40,000 weights and a fortieth of the classifier's arithmetic each), their
 probabilities averaged, each trained on training digits against its own draw of
-model.outliers' images (hand-drawn letters and symbols, pen curves and polylines, stroke
-soup, two digits over each other), none of which are the evaluation's generators
-(evaluation.suites). One network's figures on letters and scribbles move by several
-points with its seed; the average sent fewer digits to review than any one of them
-(docs/benchmarks.md, 2026-12-05, afternoon).
+model.outliers' images (hand-drawn letters and symbols, the same printed in Computer
+Modern, pen curves and polylines, stroke soup, two digits over each other), none of which
+are the evaluation's generators or typefaces (evaluation.suites). One network's figures
+on letters and scribbles move by several points with its seed; the average sent fewer
+digits to review than any one of them (docs/benchmarks.md, 2026-12-05, afternoon).
 
 `digits train` trains it (training/calibrate.py) and stores its weights in
 calibration.json with the other input checks, so the scorer, the SavedModel and Dataflow

@@ -153,7 +153,9 @@ def fit_screen(
     members = len(shape_check.members(shape_weights)) if shape_weights else 0
     fitted = {**screen.fitted, "check_damage_share": config.check_damage_share,
               "damaged_digits": len(damaged["labels"]) if damaged else 0,
-              "shape_check_members": members}  # fmt: skip
+              "shape_check_members": members,
+              # the kinds of not-a-digit images its networks were trained against
+              "shape_check_kinds": list(outliers.SHAPE_CHECK_ROUND) if members else []}  # fmt: skip
     return replace(
         screen, temperature=temperature, threshold=threshold, ranking=config.ranking, fitted=fitted
     )

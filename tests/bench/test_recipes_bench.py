@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -21,6 +22,8 @@ def _made(data_dir, model_dir, config: dict) -> None:
     screen["fitted"]["shape_review_share"] = config.get("shape_review_share", 0.02)
     if "shape_check_members" in config:  # absent: fitted with one shape check network
         screen["fitted"]["shape_check_members"] = config["shape_check_members"]
+    if "shape_check_kinds" in config:  # absent: fitted before the kinds were recorded
+        screen["fitted"]["shape_check_kinds"] = config["shape_check_kinds"]
     metrics = {"dataset_manifest_sha256": manifest, "config": recipe,
                "calibration": {"screen": screen}}  # fmt: skip
     (model_dir / "metrics.json").write_text(json.dumps(metrics))
@@ -73,6 +76,16 @@ def test_a_model_trained_with_other_numbers_or_data_is_not_reused(tmp_path):
     with pytest.raises(SystemExit, match=r"with shape_check_members 1 \(now 3\)") as stop:
         recipes_bench.same_run(str(data_dir), str(model), strong)
     assert "digits calibrate --model" in str(stop.value)
+
+    assert "printed_letter" in strong["shape_check_kinds"]
+    unprinted = [k for k in strong["shape_check_kinds"] if k != "printed_letter"]
+    _made(data_dir, model, {**strong, "shape_check_kinds": unprinted})  # an older pool
+    with pytest.raises(SystemExit, match=r"with shape_check_kinds \[.*'polyline'\] \(now") as stop:
+        recipes_bench.same_run(str(data_dir), str(model), strong)
+    assert "digits calibrate --model" in str(stop.value)
+    _made(data_dir, model, {k: v for k, v in strong.items() if k != "shape_check_kinds"})
+    with pytest.raises(SystemExit, match=r"with shape_check_kinds None \(now"):
+        recipes_bench.same_run(str(data_dir), str(model), strong)  # kinds unknown: fit again
 
     (data_dir / schema.MANIFEST_FILE).write_text('{"splits": {"train": {}}}')
     with pytest.raises(SystemExit, match="strong-1 was trained on another dataset"):
@@ -137,3 +150,24 @@ def test_the_bench_names_the_not_a_digit_kinds_least_often_kept_out(capsys):
     recipes_bench.print_figures("robust", result, result)
     line = capsys.readouterr().out.splitlines()[0]
     assert "worst kind 93.5% not accepted (scribble 93.5%, smudge 95.0%, letters 96.5%)" in line
+
+
+def test_a_report_judged_with_other_suite_sizes_is_judged_again(tmp_path, capsys):
+    model = tmp_path / "robust-0"
+    report = tmp_path / "robust-0-report"
+    report.mkdir()
+    evaluation = _evaluation({"letters": 0.96})
+    sizes = recipes_bench.Suites()
+    evaluation["robustness"]["sample"] = {"test_digits": sizes.size, "seed": sizes.seed}
+    evaluation["robustness"]["not_a_digit"]["count_per_kind"] = sizes.per_kind
+    (report / "evaluation.json").write_text(json.dumps(evaluation))
+    assert recipes_bench.judged(str(tmp_path), str(model))["accuracy"] == 0.996  # reused
+
+    evaluation["robustness"]["not_a_digit"]["count_per_kind"] = 200  # the suites of before
+    (report / "evaluation.json").write_text(json.dumps(evaluation))
+    with pytest.raises(subprocess.CalledProcessError) as failed:  # no such model to judge
+        recipes_bench.judged(str(tmp_path), str(model))
+    assert "jobs.evaluate" in failed.value.cmd and str(model) in failed.value.cmd
+    said = capsys.readouterr().out
+    old, now = "(2000, 200, 0)", f"(2000, {sizes.per_kind}, 0)"
+    assert f"suites of {old} (test digits, images per not-a-digit kind, seed), not {now}" in said

@@ -14,7 +14,7 @@ from common import files, schema
 from evaluation import calibration as evaluation_calibration
 from evaluation import suites
 from jobs import evaluate
-from model import calibration, data, images, screening, serving
+from model import calibration, data, images, outliers, screening, serving
 from tests.conftest import TEST_GATE, TEST_SHAPE, preprocess_tiny
 from training import calibrate
 
@@ -149,6 +149,9 @@ def test_train_calibrates_for_this_exact_model(mnist_model, mnist_dataset):
     members = saved["shape_check"]["members"]  # --shape-check-members, 2 in these tests
     assert len(members) == 2 and all(len(member["layers"]) == 5 for member in members)
     assert members[0] != members[1]
+    # what they were trained against, so a bench never mixes pools of other kinds
+    assert saved["fitted"]["shape_check_members"] == 2
+    assert saved["fitted"]["shape_check_kinds"] == list(outliers.SHAPE_CHECK_ROUND)
     trained = json.loads((mnist_model / schema.METRICS_FILE).read_text())["calibration"]
     assert trained["screen"]["shape_check"] == {
         "architecture": saved["shape_check"]["architecture"]

@@ -97,7 +97,7 @@ def test_outlier_pool_has_every_kind_drawn_and_is_seeded(tiny_dataset):
     from model import outliers, screening
 
     digits = _train_digits(tiny_dataset)
-    kinds = outliers.SHAPE_CHECK_ROUND  # the classifier's ROUND and one kind more
+    kinds = outliers.SHAPE_CHECK_ROUND  # the classifier's ROUND and the shape check's kinds
     assert set(kinds) == set(outliers.KINDS) and set(outliers.ROUND) < set(kinds)
     pool = outliers.pool(digits, 2 * len(kinds), seed=3, kinds=kinds)
     # every kind survives the normalisation, inked
@@ -106,6 +106,21 @@ def test_outlier_pool_has_every_kind_drawn_and_is_seeded(tiny_dataset):
     assert all(not np.array_equal(k[0], k[1]) for k in turns)
     np.testing.assert_array_equal(pool, outliers.pool(digits, len(pool), seed=3, kinds=kinds))
     assert not np.array_equal(pool, outliers.pool(digits, len(pool), seed=4, kinds=kinds))
+
+
+def test_printed_letters_are_letters_in_typefaces_the_evaluation_never_uses():
+    # A character a typeface lacks prints as its "missing" box, which reads as a 0; and a
+    # typeface of the evaluation's would no longer be a held-out check.
+    from evaluation import suites
+    from model import outliers
+
+    assert not set(outliers.PRINT_FACES) & set(suites.OTHER_TYPEFACES)
+    characters = [name for name in outliers.LETTERS if len(name) == 1]
+    for face in outliers.PRINT_FACES:
+        font = outliers._font(face, 60)
+        missing = bytes(font.getmask("\u4e00"))  # a character no Computer Modern face has
+        for character in characters:
+            assert bytes(font.getmask(character)) != missing, (face, character)
 
 
 def test_every_hand_letter_is_drawn_whole_inside_its_canvas():
