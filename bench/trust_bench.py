@@ -3,7 +3,7 @@
     python -m bench.trust_bench --data out/data [--models out/bench/trust]
 
 For each model (trained with its full recipe into MODELS/<name> unless already there, then
-`digits evaluate` with the default suites: 2,000 test digits, 200 images per not-a-digit
+`digits evaluate` with the default suites: 2,000 test digits, 1,000 images per not-a-digit
 kind): ECE before and after temperature scaling, coverage at the 0.1% target, the AUROC of
 misclassified-vs-correct and of not-a-digit-vs-digit, the share of each not-a-digit kind
 not accepted, the share of MNIST test digits flagged, mean corruption accuracy and the
