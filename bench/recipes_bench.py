@@ -43,7 +43,6 @@ from bench.common import save, timed
 from bench.score_bench import ensure_pngs
 from bench.trust_bench import pipeline_seconds
 from common import files, schema
-from evaluation.evaluate import Suites
 
 
 def folder_name(recipe: str, seed: int, options: tuple[str, ...] = ()) -> str:
@@ -133,6 +132,8 @@ def labels_used(data_dir: str) -> str:
 def judged(data_dir: str, model: str) -> dict:
     """The model's evaluation.json, `digits evaluate` with the default suites; judged again
     where the report there was made with suites of other sizes."""
+    from evaluation.evaluate import Suites  # TensorFlow, imported as late as training_config's
+
     report, want = model + "-report", dataclasses.astuple(Suites())
     path = os.path.join(report, "evaluation.json")
     sizes = suite_sizes(path) if os.path.exists(path) else None

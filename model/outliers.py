@@ -162,6 +162,10 @@ LETTERS = {
 }
 
 
+# What printed_letter prints: LETTERS' single characters (not the print forms' templates).
+PRINTED = tuple(name for name in LETTERS if len(name) == 1)
+
+
 def _hand_letter(rng, digits) -> np.ndarray:
     return hand_drawn(LETTERS[list(LETTERS)[rng.integers(len(LETTERS))]], rng)
 
@@ -221,12 +225,13 @@ def _polyline(rng, digits) -> np.ndarray:
 
 
 def _printed_letter(rng, digits) -> np.ndarray:
+    """One of PRINTED in one of PRINT_FACES at 50-99 pixels, turned up to 10 degrees,
+    shrunk to fit the canvas where it is larger."""
     face = PRINT_FACES[rng.integers(len(PRINT_FACES))]
     font = _font(face, int(rng.integers(50, 100)))
-    characters = [name for name in LETTERS if len(name) == 1]
     page = Image.new("L", (_CANVAS * 2, _CANVAS * 2), 0)
     ImageDraw.Draw(page).text(
-        (_CANVAS // 2, _CANVAS // 2), characters[rng.integers(len(characters))], 255, font
+        (_CANVAS // 2, _CANVAS // 2), PRINTED[rng.integers(len(PRINTED))], 255, font
     )
     page = page.rotate(rng.uniform(-10, 10), resample=Image.BILINEAR)
     glyph = page.crop(page.getbbox())

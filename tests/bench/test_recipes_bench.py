@@ -9,6 +9,7 @@ import pytest
 
 from bench import recipes_bench
 from common import files, schema
+from evaluation.evaluate import Suites
 
 
 def _made(data_dir, model_dir, config: dict) -> None:
@@ -157,7 +158,7 @@ def test_a_report_judged_with_other_suite_sizes_is_judged_again(tmp_path, capsys
     report = tmp_path / "robust-0-report"
     report.mkdir()
     evaluation = _evaluation({"letters": 0.96})
-    sizes = recipes_bench.Suites()
+    sizes = Suites()  # digits evaluate's defaults
     evaluation["robustness"]["sample"] = {"test_digits": sizes.size, "seed": sizes.seed}
     evaluation["robustness"]["not_a_digit"]["count_per_kind"] = sizes.per_kind
     (report / "evaluation.json").write_text(json.dumps(evaluation))
