@@ -136,21 +136,21 @@ def judged(data_dir: str, model: str) -> dict:
 
     report, want = model + "-report", dataclasses.astuple(Suites())
     path = os.path.join(report, "evaluation.json")
-    sizes = suite_sizes(path) if os.path.exists(path) else None
-    if sizes and sizes != want:
+    evaluation = files.read_json(path) if os.path.exists(path) else None
+    sizes = suite_sizes(evaluation) if evaluation else None
+    if sizes == want:
+        return evaluation
+    if sizes:
         print(f"{report} was judged with suites of {sizes} (test digits, images per "
               f"not-a-digit kind, seed), not {want}: judging it again")  # fmt: skip
-    if sizes != want:
-        timed([sys.executable, "-m", "jobs.evaluate", "--data", data_dir, "--model", model,
-               "--output", report])  # fmt: skip
-    with open(path) as handle:
-        return json.load(handle)
+    timed([sys.executable, "-m", "jobs.evaluate", "--data", data_dir, "--model", model,
+           "--output", report])  # fmt: skip
+    return files.read_json(path)
 
 
-def suite_sizes(path: str) -> tuple:
+def suite_sizes(evaluation: dict) -> tuple:
     """(size, per kind, seed) of the suites an evaluation.json was judged with."""
-    with open(path) as handle:
-        robustness = json.load(handle)["robustness"]
+    robustness = evaluation["robustness"]
     sample = robustness["sample"]
     return sample["test_digits"], robustness["not_a_digit"]["count_per_kind"], sample["seed"]
 
