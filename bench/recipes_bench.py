@@ -73,9 +73,15 @@ CALIBRATION_KEYS = {
     "ranking",
     "check_damage_share",
     "shape_review_share",
+    "shape_review_up_to",
+    "keep_accepted",
     "shape_check_members",
     "shape_check_kinds",
 }
+
+
+# what the shape check was trained with: a calibration that changes none keeps it
+SHAPE_CHECK_KEYS = {"check_damage_share", "shape_check_members", "shape_check_kinds"}
 
 
 # Recipe fields added since some models were trained: what a model without them did.
@@ -101,6 +107,8 @@ def same_run(data_dir: str, model: str, config: dict) -> None:
     had = {**ADDED_SINCE, **metrics.get("config", {}), "ranking": screen.ranking,
            "check_damage_share": screen.fitted.get("check_damage_share", 0.0),
            "shape_review_share": screen.fitted.get("shape_review_share"),
+           "shape_review_up_to": screen.fitted.get("shape_review_up_to"),
+           "keep_accepted": screen.fitted.get("keep_accepted"),
            # fitted before the shape check had members: one network
            "shape_check_members": screen.fitted.get("shape_check_members", 1),
            # fitted before the kinds were recorded: unknown, so fitted again
@@ -108,10 +116,12 @@ def same_run(data_dir: str, model: str, config: dict) -> None:
     changed = [k for k, v in config.items() if had.get(k) != v]
     differs = ", ".join(f"{k} {had.get(k)} (now {config[k]})" for k in changed)
     if changed and set(changed) <= CALIBRATION_KEYS:  # the network is the one it would train
+        keep = "" if set(changed) & SHAPE_CHECK_KEYS else " --keep-shape-check"
         again += (
             f"; or keep its network and fit the calibration again into a new folder "
-            f"(digits calibrate --model {model} --data {data_dir} --output <folder>), then "
-            f"put that folder in its place with {os.path.basename(model)}.seconds beside it"
+            f"(digits calibrate --model {model} --data {data_dir} --output <folder>{keep}), "
+            f"then put that folder in its place with {os.path.basename(model)}.seconds "
+            "beside it"
         )
     if changed:
         raise SystemExit(f"{model} was trained with {differs}; {again}")
@@ -311,6 +321,8 @@ def training_config(data_dir: str, recipe: str, seed: int, options: tuple[str, .
     return {**dataclasses.asdict(run.recipe), "ranking": checks.ranking,
             "check_damage_share": checks.check_damage_share,
             "shape_review_share": checks.shape_review_share,
+            "shape_review_up_to": max(checks.shape_review_up_to, checks.shape_review_share),
+            "keep_accepted": checks.keep_accepted,
             "shape_check_members": checks.shape_check.members,
             "shape_check_kinds": kinds}  # fmt: skip
 

@@ -4,6 +4,7 @@ other calibration options than it was trained with; the network is not trained a
     digits calibrate --model out/model --data out/data --output out/model-0.5 --target-error 0.005
     python -m jobs.calibrate --model out/model --data out/data --output out/model-top \
         --ranking confidence              # the threshold on the top probability instead
+    digits calibrate ... --keep-shape-check   # its shape check as it is: minutes sooner
 
 Fits what `digits train` fits last, on the validation split of the dataset the model was
 trained on (the same folder: the job refuses another), with the options `digits train`
@@ -35,9 +36,17 @@ def parse_args(argv) -> CalibrateRun:
     parser.add_argument("--output", required=True, help="the new model folder to write")
     add_calibration_options(parser)
     add_screen_options(parser)
+    parser.add_argument(
+        "--keep-shape-check",
+        action="store_true",
+        help="take the model's shape check as it is instead of training it again (minutes "
+        "saved; the --shape-check-* options then change nothing)",
+    )
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     args = parser.parse_args(argv)
-    return CalibrateRun(args.model, args.data, args.output, calibration_from(args))
+    return CalibrateRun(
+        args.model, args.data, args.output, calibration_from(args), args.keep_shape_check
+    )
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -49,8 +58,9 @@ def run(argv: list[str] | None = None) -> dict:
         f"{job.output}: review threshold {screen['threshold']:.6g} on {screen['ranking']} "
         f"(target error {fitted['target_error']:g}, rule {fitted['threshold_rule']}): "
         f"{accepted['accepted_share']:.1%} of the validation digits accepted (at most "
-        f"{fitted['validation_ceiling']['accepted_share']:.1%} with no bound); not blessed "
-        "until digits evaluate judges it"
+        f"{fitted['validation_ceiling']['accepted_share']:.1%} with no bound), the shape "
+        f"check sending {screen['fitted'].get('shape_reviewed', 0.0):.1%} to review; not "
+        "blessed until digits evaluate judges it"
     )
     return metrics
 

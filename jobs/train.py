@@ -187,7 +187,21 @@ def add_screen_options(parser) -> None:
         type=float,
         default=defaults.shape_review_share,
         help="share of validation digits whose shape check score sends them to review "
-        "(unusual_shape): the least digit-like ones",
+        "(unusual_shape): the least digit-like ones; 0: none",
+    )
+    parser.add_argument(
+        "--shape-review-up-to",
+        type=float,
+        default=defaults.shape_review_up_to,
+        help="the most it reviews, above --shape-review-share, while --keep-accepted of the "
+        "validation digits stay accepted by every check",
+    )
+    parser.add_argument(
+        "--keep-accepted",
+        type=float,
+        default=defaults.keep_accepted,
+        help="share of validation digits that must stay accepted by every check when the "
+        "shape check reviews more than --shape-review-share; 1: it never does",
     )
     parser.add_argument(
         "--check-damage-share",
@@ -206,6 +220,8 @@ def calibration_from(args) -> CalibrationConfig:
         ranking=args.ranking,
         not_a_digit_budget=args.not_a_digit_budget,
         shape_review_share=args.shape_review_share,
+        shape_review_up_to=args.shape_review_up_to,
+        keep_accepted=args.keep_accepted,
         check_damage_share=args.check_damage_share,
         shape_check=shape_check.ShapeCheckConfig(
             epochs=args.shape_check_epochs,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from common import files, ownership, schema
 from common.progress import Steps
-from model import data, serving
+from model import data, outliers, serving
 from training import calibrate, folder
 from training.calibrate import CalibrationConfig
 from training.train import warn_if_nothing_accepted, write_metrics
@@ -38,12 +38,14 @@ class CalibrateRun:
     data: str
     output: str
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    keep_shape_check: bool = False  # the source's shape check, not trained again
 
 
 def run(job: CalibrateRun) -> dict:
     """Returns the new folder's metrics.json content (see the module doc)."""
     trained = check_source(job)
     check_output(job)
+    kept = kept_shape_check(job.model) if job.keep_shape_check else None
     model = serving.load_model(job.model)
     with data.local_dataset(job.data) as dataset, folder.working_folder(job.output) as local:
         clear(local)
@@ -51,7 +53,7 @@ def run(job: CalibrateRun) -> dict:
             if files.exists(source := files.join(job.model, name)):
                 files.copy(source, files.join(local, name))
         fitted = calibrate.fit(
-            model, local, dataset.path, job.calibration, Steps("digits calibrate")
+            model, local, dataset.path, job.calibration, Steps("digits calibrate"), kept
         )
         metrics = {
             **trained,
@@ -84,6 +86,24 @@ def check_source(job: CalibrateRun) -> dict:
             "the network learnt from. Give the dataset it was trained on, or train again."
         )
     return {key: value for key, value in trained.items() if key != LINEAGE}
+
+
+def kept_shape_check(model: str) -> dict:
+    """The source's shape check weights (--keep-shape-check), once they were trained against
+    the not-a-digit kinds a shape check trains against now (model.outliers)."""
+    saved = files.read_json(files.join(model, schema.CALIBRATION_FILE))
+    kinds = saved.get("fitted", {}).get("shape_check_kinds")
+    if not saved.get("shape_check"):
+        raise ValueError(f"--keep-shape-check: --model {model} has no shape check to keep; "
+                         "leave the option out to train one")  # fmt: skip
+    if kinds != list(outliers.SHAPE_CHECK_ROUND):
+        raise ValueError(
+            f"--keep-shape-check: the shape check of --model {model} was trained against "
+            f"other not-a-digit images ({', '.join(kinds) if kinds else 'kinds not recorded'}; "
+            f"now {', '.join(outliers.SHAPE_CHECK_ROUND)}); leave the option out to train it "
+            "again"
+        )
+    return saved["shape_check"]
 
 
 def check_output(job: CalibrateRun) -> None:

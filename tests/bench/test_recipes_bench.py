@@ -23,8 +23,9 @@ def _made(data_dir, model_dir, config: dict) -> None:
     screen["fitted"]["shape_review_share"] = config.get("shape_review_share", 0.02)
     if "shape_check_members" in config:  # absent: fitted with one shape check network
         screen["fitted"]["shape_check_members"] = config["shape_check_members"]
-    if "shape_check_kinds" in config:  # absent: fitted before the kinds were recorded
-        screen["fitted"]["shape_check_kinds"] = config["shape_check_kinds"]
+    for key in ("shape_check_kinds", "shape_review_up_to", "keep_accepted"):
+        if key in config:  # absent: fitted before it was recorded
+            screen["fitted"][key] = config[key]
     metrics = {"dataset_manifest_sha256": manifest, "config": recipe,
                "calibration": {"screen": screen}}  # fmt: skip
     (model_dir / "metrics.json").write_text(json.dumps(metrics))
@@ -71,12 +72,19 @@ def test_a_model_trained_with_other_numbers_or_data_is_not_reused(tmp_path):
     with pytest.raises(SystemExit, match=r"with shape_review_share 0\.02 \(now 0\.04\)") as stop:
         recipes_bench.same_run(str(data_dir), str(model), strong)
     assert "digits calibrate --model" in str(stop.value)
+    assert "--keep-shape-check" in str(stop.value)  # the shape check is the one it would train
+
+    fixed = {k: v for k, v in strong.items() if k not in ("shape_review_up_to", "keep_accepted")}
+    _made(data_dir, model, fixed)  # fitted when the shape check reviewed a fixed share
+    with pytest.raises(SystemExit, match=r"with shape_review_up_to None \(now 0\.08\), keep_"):
+        recipes_bench.same_run(str(data_dir), str(model), strong)
 
     one = {k: v for k, v in strong.items() if k != "shape_check_members"}
     _made(data_dir, model, one)  # its shape check one network, from before there were three
     with pytest.raises(SystemExit, match=r"with shape_check_members 1 \(now 3\)") as stop:
         recipes_bench.same_run(str(data_dir), str(model), strong)
     assert "digits calibrate --model" in str(stop.value)
+    assert "--keep-shape-check" not in str(stop.value)  # another shape check: trained again
 
     assert "printed_letter" in strong["shape_check_kinds"]
     unprinted = [k for k in strong["shape_check_kinds"] if k != "printed_letter"]

@@ -295,6 +295,22 @@ def test_calibrate_fits_another_target_into_a_new_folder_and_only_reads_the_sour
     with pytest.raises(serving.ModelRefused, match="no blessing.json"):
         serving.check_blessing(str(out))
 
+    # The shape check kept as it is (its two networks, not the one asked for), in seconds
+    kept = ["--model", str(tiny_model), "--data", str(tiny_dataset), "--output"]
+    calibrate.run([*kept, str(tmp_path / "kept"), "--keep-shape-check", "--shape-check-members",
+                   "1", "--target-error", "0.005"])  # fmt: skip
+    again = files.read_json(str(tmp_path / "kept" / schema.CALIBRATION_FILE))
+    assert again["shape_check"] == source["shape_check"]
+    assert again["fitted"]["shape_check_members"] == 2 and again["threshold"] != saved["threshold"]
+    older = tmp_path / "older"  # a model whose shape check learnt other kinds than today's
+    shutil.copytree(tiny_model, older)
+    (older / schema.BLESSING_FILE).unlink()
+    fitted = {**source["fitted"], "shape_check_kinds": ["curve"]}
+    files.write_json(str(older / schema.CALIBRATION_FILE), {**source, "fitted": fitted})
+    kept[1] = str(older)
+    assert calibrate.main([*kept, str(tmp_path / "older-kept"), "--keep-shape-check"]) == 2
+    assert "was trained against other not-a-digit images (curve; now" in capsys.readouterr().err
+
     # A rerun replaces its own folder...
     calibrate.run([*argv, *TEST_SHAPE, "--target-error", "0.005"])
     assert files.read_json(str(out / schema.CALIBRATION_FILE))["threshold"] > saved["threshold"]
@@ -332,3 +348,56 @@ def test_calibrate_refuses_another_dataset_the_source_folder_and_a_trained_model
         calibrate.main(["--model", str(tiny_model), "--data", str(tiny_dataset),
                         "--output", str(tmp_path / "new"), "--target", "0.01"])  # fmt: skip
     assert stopped.value.code == 2 and "unrecognized arguments: --target" in capsys.readouterr().err
+
+
+def _validation(accepted_share: float, n: int = 4000, seed: int = 3) -> data.Split:
+    """Validation digits (measurements in range, no pixels needed) of which about
+    `accepted_share` are sure (0.99 on their digit) and the rest unsure (0.3)."""
+    rng = np.random.default_rng(seed)
+    confidence = np.where(rng.random(n) < accepted_share, 0.99, 0.3)
+    probabilities = np.repeat(((1 - confidence) / 9)[:, None], 10, axis=1)
+    probabilities[:, 3] = confidence
+    measured = {
+        "peak": np.ones(n),
+        "ink": rng.uniform(0.05, 0.3, n),
+        "second_blob": np.zeros(n),
+        "roughness": rng.uniform(0.5, 2.0, n),
+        "half_ink": rng.uniform(0.1, 0.4, n),
+        "aspect": rng.uniform(0.2, 1.4, n),
+        "shape": rng.beta(0.5, 5, n),  # the shape check's scores
+    }
+    empty = np.zeros((n, 28, 28), np.uint8)
+    return data.Split("validation", empty, empty, np.full(n, 3), ("k",) * n,
+                      np.full(n, "mnist"), probabilities, measured)  # fmt: skip
+
+
+def test_the_shape_check_spends_what_the_threshold_accepts_above_keep_accepted():
+    """A model whose threshold accepts more than --keep-accepted of the validation digits
+    has its shape check review more of them (marks that read as digits), up to
+    --shape-review-up-to; one that accepts less has it review --shape-review-share."""
+
+    def fitted(validation: data.Split, **options):
+        config = calibrate.CalibrationConfig(**options)
+        screen = calibrate.fit_screen(validation, 1.0, 0.9, config, {"layers": []})
+        status = screening.judge(validation.measured, validation.probabilities, screen)
+        shapes = validation.measured["shape"]
+        return screen, np.mean(status["status"].numpy() == 0), np.mean(shapes > screen.review_shape)
+
+    sure = _validation(0.985)  # the threshold alone accepts about 98.5%
+    asked = dict(shape_review_share=0.02, shape_review_up_to=0.08)
+    fixed, accepted_fixed, reviewed_fixed = fitted(sure, **asked, keep_accepted=1.0)
+    assert reviewed_fixed == pytest.approx(0.02, abs=0.002)  # the share asked, no more
+    more, accepted, reviewed = fitted(sure, **asked, keep_accepted=0.94)
+    assert accepted_fixed > 0.94 and 0.94 <= accepted < 0.94 + 2 / len(sure.labels)
+    assert 0.03 < reviewed < 0.08 and more.review_shape < fixed.review_shape
+    assert more.fitted["shape_reviewed"] == pytest.approx(reviewed)
+    assert more.fitted["keep_accepted"] == 0.94 and more.fitted["shape_review_up_to"] == 0.08
+
+    _, _, at_most = fitted(sure, **asked, keep_accepted=0.5)  # much to spend: the most
+    assert at_most == pytest.approx(0.08, abs=0.002)
+    _, accepted_unsure, reviewed_unsure = fitted(_validation(0.9), **asked, keep_accepted=0.94)
+    assert accepted_unsure < 0.94 and reviewed_unsure == pytest.approx(0.02, abs=0.002)
+    none, _, _ = fitted(sure, shape_review_share=0.0)  # no review asked: none
+    assert none.review_shape == 1.0 and none.fitted["shape_reviewed"] == 0.0
+    with pytest.raises(ValueError, match="--keep-accepted must be between 0 and 1, got 1.5"):
+        calibrate.CalibrationConfig(keep_accepted=1.5)
