@@ -31,6 +31,14 @@ def parse_args(argv) -> CalibrateRun:
     parser = argparse.ArgumentParser(
         prog="digits calibrate", description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
+    add_calibrate_options(parser)
+    args = parser.parse_args(argv)
+    return CalibrateRun(
+        args.model, args.data, args.output, calibration_from(args), args.keep_shape_check
+    )
+
+
+def add_calibrate_options(parser) -> None:
     parser.add_argument("--model", required=True, help="a model folder from digits train")
     parser.add_argument("--data", required=True, help="the dataset folder the model was trained on")
     parser.add_argument("--output", required=True, help="the new model folder to write")
@@ -43,10 +51,6 @@ def parse_args(argv) -> CalibrateRun:
         "saved; the --shape-check-* options then change nothing)",
     )
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
-    args = parser.parse_args(argv)
-    return CalibrateRun(
-        args.model, args.data, args.output, calibration_from(args), args.keep_shape_check
-    )
 
 
 def run(argv: list[str] | None = None) -> dict:

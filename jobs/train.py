@@ -182,6 +182,18 @@ def add_screen_options(parser) -> None:
         default=defaults.shape_check.max_outliers,
         help="not-a-digit images it trains on (at most half the training digits)",
     )
+    _add_shape_review_options(parser, defaults)
+    parser.add_argument(
+        "--check-damage-share",
+        type=float,
+        default=defaults.check_damage_share,
+        help="damaged copies per image (model/damage.py: blur, noise, low resolution, ...) "
+        "that the input checks learn from and are fitted on, so a damaged digit is checked "
+        "as a digit; 0: clean digits only",
+    )
+
+
+def _add_shape_review_options(parser, defaults: CalibrationConfig) -> None:
     parser.add_argument(
         "--shape-review-share",
         type=float,
@@ -203,14 +215,6 @@ def add_screen_options(parser) -> None:
         help="share of validation digits that must stay accepted by every check when the "
         "shape check reviews more than --shape-review-share; 1: it never does",
     )
-    parser.add_argument(
-        "--check-damage-share",
-        type=float,
-        default=defaults.check_damage_share,
-        help="damaged copies per image (model/damage.py: blur, noise, low resolution, ...) "
-        "that the input checks learn from and are fitted on, so a damaged digit is checked "
-        "as a digit; 0: clean digits only",
-    )
 
 
 def calibration_from(args) -> CalibrationConfig:
@@ -223,11 +227,15 @@ def calibration_from(args) -> CalibrationConfig:
         shape_review_up_to=args.shape_review_up_to,
         keep_accepted=args.keep_accepted,
         check_damage_share=args.check_damage_share,
-        shape_check=shape_check.ShapeCheckConfig(
-            epochs=args.shape_check_epochs,
-            members=args.shape_check_members,
-            max_outliers=args.shape_check_outliers,
-        ),
+        shape_check=shape_check_from(args),
+    )
+
+
+def shape_check_from(args) -> shape_check.ShapeCheckConfig:
+    return shape_check.ShapeCheckConfig(
+        epochs=args.shape_check_epochs,
+        members=args.shape_check_members,
+        max_outliers=args.shape_check_outliers,
     )
 
 
