@@ -182,6 +182,8 @@ def card_section(result: dict) -> str:
         f"| {c['threshold']} | {c['accepted_share']:.2%} | {c['error_among_accepted']:.3%} |"
         for c in result["test_coverage"]
     )
+    fitted = result["screen"]["fitted"]  # shape_reviewed: since the limit is fitted per model
+    reviewed = f"{fitted.get('shape_reviewed', fitted.get('shape_review_share', 0.0)):.1%}"
     return f"""## Calibration and the review threshold
 Temperature **{result["temperature"]:.3f}**, fitted on the validation split: expected
 calibration error on test {result["test_ece_before"]:.2%} before, {result["test_ece_after"]:.2%}
@@ -198,8 +200,9 @@ accepts {test["accepted_share"]:.2%} of the digits with {test["errors"]} errors
 ![reliability diagram](reliability.png)
 
 Input checks (fitted to flag at most {result["screen"]["fitted"]["budget"]:.1%} of the
-validation digits): on test they flag {result["test_not_a_digit_share"]:.2%} of the digits as
-`not_a_digit`, and the shape check finds {result["test_unusual_shape_share"]:.2%} of them
+validation digits): on test they flag {result["test_not_a_digit_share"]:.2%} of the digits
+as `not_a_digit`, and the shape check (fitted to review {reviewed} of the validation
+digits and their damaged copies) finds {result["test_unusual_shape_share"]:.2%} of them
 unusual enough for review; {result["test_statuses"]["accepted"]} of the test digits are
 `accepted` with every check. The score tells misclassified from correct test digits with
 AUROC {result["misclassified_auroc"]:.4f}.

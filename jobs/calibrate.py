@@ -63,8 +63,8 @@ def run(argv: list[str] | None = None) -> dict:
         f"(target error {fitted['target_error']:g}, rule {fitted['threshold_rule']}): "
         f"{accepted['accepted_share']:.1%} of the validation digits accepted (at most "
         f"{fitted['validation_ceiling']['accepted_share']:.1%} with no bound), the shape "
-        f"check sending {screen['fitted'].get('shape_reviewed', 0.0):.1%} to review; not "
-        "blessed until digits evaluate judges it"
+        f"check reviewing {screen['fitted'].get('shape_reviewed', 0.0):.1%} of them and "
+        "their damaged copies; not blessed until digits evaluate judges it"
     )
     return metrics
 
