@@ -180,6 +180,8 @@ def figures(evaluation: dict, seconds: float, timed_here: bool) -> dict:
         # target error seen (no bound; None where a calibration predates the figure).
         "validation_accepted": c["validation_at_threshold"]["accepted_share"],
         "validation_ceiling": (c.get("validation_ceiling") or {}).get("accepted_share"),
+        # the share of validation digits (and damaged copies) the shape check reviews
+        "shape_reviewed": c.get("screen", {}).get("fitted", {}).get("shape_reviewed"),
         "mean_corruption": r["corruptions"]["mean_accuracy"],
         "worst_corruption": [worst, corruptions[worst]],
         "low_resolution_shortfall_points": r["low_resolution"]["worst_shortfall_points"],
@@ -267,12 +269,17 @@ def worst_kinds_text(by_kind: dict, count: int = 3) -> str:
 
 
 def ceiling_text(m: dict) -> str:
-    """The validation share the threshold accepts, against the network's ceiling there."""
-    ceiling = m["validation_ceiling"]
-    return f"on validation {m['validation_accepted']:.1%}, at most " + (
-        "unknown (calibrated before the ceiling was recorded)"
-        if ceiling is None
-        else f"{ceiling:.1%} with no bound"
+    """The validation share the threshold accepts, against the network's ceiling there, and
+    the share the shape check reviews."""
+    ceiling, reviewed = m["validation_ceiling"], m["shape_reviewed"]
+    return (
+        f"on validation {m['validation_accepted']:.1%}, at most "
+        + (
+            "unknown (calibrated before the ceiling was recorded)"
+            if ceiling is None
+            else f"{ceiling:.1%} with no bound"
+        )
+        + ("" if reviewed is None else f", the shape check reviewing {reviewed:.1%}")
     )
 
 

@@ -111,8 +111,9 @@ def test_candidate_options_are_checked_before_any_training(tmp_path):
     recipes_bench.check_options(str(tmp_path), "robust", ("--members", "4"))
 
 
-def _evaluation(not_accepted: dict) -> dict:
-    """evaluation.json as `digits evaluate` writes it, as far as the bench reads it."""
+def _evaluation(not_accepted: dict, reviewed: float = 0.04) -> dict:
+    """evaluation.json as `digits evaluate` writes it, as far as the bench reads it;
+    `reviewed`: the share of validation digits the shape check was fitted to review."""
     share = {"accepted_share": 0.96, "error_among_accepted": 0.0003}
     statuses = {"accepted": 0.9, "review": 0.09, "not_a_digit": 0.01}
     return {
@@ -123,6 +124,7 @@ def _evaluation(not_accepted: dict) -> dict:
             "validation_at_threshold": share,
             "validation_ceiling": share,
             "test_not_a_digit_share": 0.0009,
+            "screen": {"fitted": {"shape_reviewed": reviewed}},
         },
         "robustness": {
             "corruptions": {
@@ -147,7 +149,9 @@ def test_the_bench_names_the_not_a_digit_kinds_least_often_kept_out(capsys):
         {"blank": 1.0, "letters": 0.965, "scribble": 0.915, "smudge": 0.95},
     ]
     seeds[0]["new_kind"] = 0.98  # judged with a kind the others were not: left out
-    runs = [recipes_bench.figures(_evaluation(s), 900.0, True) for s in seeds]
+    reviewed = [0.063, 0.04, 0.061]  # the share the shape check reviews, fitted per model
+    judged = [_evaluation(s, r) for s, r in zip(seeds, reviewed, strict=True)]
+    runs = [recipes_bench.figures(evaluation, 900.0, True) for evaluation in judged]
     result = {
         "seeds": [0, 1, 2],
         "options": [],
@@ -159,6 +163,7 @@ def test_the_bench_names_the_not_a_digit_kinds_least_often_kept_out(capsys):
     recipes_bench.print_figures("robust", result, result)
     line = capsys.readouterr().out.splitlines()[0]
     assert "worst kind 93.5% not accepted (scribble 93.5%, smudge 95.0%, letters 96.5%)" in line
+    assert "with no bound, the shape check reviewing 6.1%)" in line  # the median of the three
 
 
 def test_a_report_judged_with_other_suite_sizes_is_judged_again(tmp_path, capsys):
