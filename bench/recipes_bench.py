@@ -328,7 +328,7 @@ def training_config(data_dir: str, recipe: str, seed: int, options: tuple[str, .
     return {**dataclasses.asdict(run.recipe), "ranking": checks.ranking,
             "check_damage_share": checks.check_damage_share,
             "shape_review_share": checks.shape_review_share,
-            "shape_review_up_to": max(checks.shape_review_up_to, checks.shape_review_share),
+            "shape_review_up_to": checks.review_at_most,
             "keep_accepted": checks.keep_accepted,
             "shape_check_members": checks.shape_check.members,
             "shape_check_kinds": kinds}  # fmt: skip

@@ -56,6 +56,11 @@ class CalibrationConfig:
     check_damage_share: float = 0.25  # damaged copies per image the checks see (model.damage)
     shape_check: shape_check.ShapeCheckConfig = field(default_factory=shape_check.ShapeCheckConfig)
 
+    @property
+    def review_at_most(self) -> float:
+        """The most the shape check reviews: shape_review_up_to, never under the least."""
+        return max(self.shape_review_up_to, self.shape_review_share)
+
     def __post_init__(self):
         for name in ("check_damage_share", "shape_review_share", "shape_review_up_to",
                      "keep_accepted"):  # fmt: skip
@@ -181,7 +186,7 @@ def review_more(screen, validation: data.Split, shapes, config: CalibrationConfi
     screening.fit set it) as far as the score of all but config.shape_review_up_to of
     them, while config.keep_accepted of the clean validation digits stay accepted by every
     check; fitted records the options and `shape_reviewed`, the share it then reviews."""
-    up_to = max(config.shape_review_up_to, config.shape_review_share)
+    up_to = config.review_at_most
     fitted = {**screen.fitted, "shape_review_up_to": up_to,
               "keep_accepted": config.keep_accepted, "shape_reviewed": 0.0}  # fmt: skip
     if not screen.shape_check or screen.review_shape >= 1.0:
