@@ -30,7 +30,7 @@ import PIL.Image
 import tensorflow as tf
 
 from common import files, schema
-from model import screening
+from model import cnn, screening
 
 
 class DatasetError(ValueError):
@@ -190,7 +190,9 @@ def predict_split(
     model, data_dir: str, split: str = "test", verify: bool = False, shape_weights=None
 ) -> Split:
     """A split read in record order, with the model's probabilities and the input checks'
-    measurements (with the shape check's `shape_weights`, if given)."""
+    measurements (with the shape check's `shape_weights`, if given). The model runs as
+    every predictor runs it (cnn.for_inference)."""
+    model = cnn.for_inference(model)
     images, labels, keys, sources, probabilities = [], [], [], [], []
     for batch in records(data_dir, split, 512, verify=verify):
         probabilities.append(model.predict_on_batch(batch[schema.IMAGE_KEY]))

@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 
 from common import files, schema
-from model import digit_image, screening
+from model import cnn, digit_image, screening
 
 
 def _predict(model: keras.Model, pixels: tf.Tensor, screen) -> dict:
@@ -41,7 +41,9 @@ def _predict(model: keras.Model, pixels: tf.Tensor, screen) -> dict:
 
 
 def export_saved_model(model: keras.Model, path: str, screen=None) -> None:
-    """The SavedModel at `path`; with a model.screening.Screen, its fields too."""
+    """The SavedModel at `path`; with a model.screening.Screen, its fields too. It runs
+    the model as every predictor does (cnn.for_inference)."""
+    model = cnn.for_inference(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
 
