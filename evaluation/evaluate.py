@@ -28,7 +28,7 @@ class Suites:
     size: int = 2000  # test digits in the corruption, not-a-digit and scan suites
     # Images of each not-a-digit kind: at 1,000 a share near 95% is known to about 1.4
     # points (two standard errors); one model's share moved by up to 7.5 points from one
-    # 200 images to the next (docs/benchmarks.md, 2026-12-05, evening).
+    # 200 images to the next (docs/experiments.md, 2026-12-05, evening).
     per_kind: int = 1000
     seed: int = 0
 

@@ -14,11 +14,12 @@ limits in calibration.json, reference.json, and MODEL_DIR/saved_model/ with stat
 last, MODEL_DIR/metrics.json: a model folder without metrics.json is not a finished model.
 The work is in training/train.py; this module holds the options.
 
-`--precision auto` (the default) trains in mixed bfloat16 on a CPU with bfloat16 matrix
-units (Intel AMX) and in float32 elsewhere; `mixed` is float16 on a GPU. The exported
-model computes in float32 whatever trained it. On a GPU machine the input is prefetched
-onto the GPU, `--xla` compiles the train step, and several GPUs train under
-MirroredStrategy; on a CPU `--xla` is ignored (with a warning).
+`--precision auto` (the default) trains in mixed bfloat16 on a CPU that computes in
+bfloat16 (Intel AMX, AVX-512's bfloat16 of AMD Zen 4 and later) and in float32
+elsewhere; `mixed` is float16 on a GPU. The exported model computes in float32 whatever
+trained it. On a GPU machine the input is prefetched onto the GPU, `--xla` compiles the
+train step, and several GPUs train under MirroredStrategy; on a CPU `--xla` is ignored
+(with a warning).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def parse_args(argv) -> TrainRun:
         "--precision",
         default=TrainRun.precision,
         choices=PRECISIONS,
-        help="training compute: auto (bfloat16 on a CPU with AMX, else float32), float32, or "
+        help="training compute: auto (bfloat16 on a CPU with AMX or AVX-512 bfloat16, else "
+        "float32), float32, or "
         "mixed (float16 on a GPU, bfloat16 on a CPU); the exported model computes in float32",
     )
     parser.add_argument(

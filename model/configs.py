@@ -93,7 +93,7 @@ RECIPES = {
     # wrong on fewer digits than either network, so the review threshold accepts more; a
     # second look at the digits the two are unsure of (p1 / (p1 + p2) under 0.8: about 1%
     # of MNIST's), where most of their errors are; strong's label smoothing, worth 0.1
-    # points of clean accuracy here (docs/benchmarks.md).
+    # points of clean accuracy here (docs/experiments.md).
     "robust": {
         **_STRONG,
         "damage_share": 0.25,

@@ -48,7 +48,7 @@ KINDS = ("stroke_soup", "overlay", "hand_letter", "curve", "polyline", "printed_
 # The order the pool draws them in: hand letters twice as often as each other kind, for
 # their many shapes (LETTERS).
 ROUND = ("hand_letter", "stroke_soup", "overlay", "hand_letter", "curve")
-# The shape check's: the same, polylines and printed letters (docs/benchmarks.md,
+# The shape check's: the same, polylines and printed letters (docs/experiments.md,
 # 2026-12-05, afternoon and evening).
 SHAPE_CHECK_ROUND = (*ROUND, "polyline", "printed_letter")
 # matplotlib's Computer Modern: roman, sans, typewriter, bold and italic.

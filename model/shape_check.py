@@ -10,7 +10,7 @@ model.outliers' images (hand-drawn letters and symbols, the same printed in Comp
 Modern, pen curves and polylines, stroke soup, two digits over each other), none of which
 are the evaluation's generators or typefaces (evaluation.suites). One network's figures
 on letters and scribbles move by several points with its seed; the average sent fewer
-digits to review than any one of them (docs/benchmarks.md, 2026-12-05, afternoon).
+digits to review than any one of them (docs/experiments.md, 2026-12-05, afternoon).
 
 `digits train` trains it (training/calibrate.py) and stores its weights in
 calibration.json with the other input checks, so the scorer, the SavedModel and Dataflow

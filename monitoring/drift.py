@@ -48,7 +48,7 @@ JS_ACT = 0.1
 # status, which follows the calibrated confidence (review: under the threshold), moves with
 # it: the night of test digits 5,000-5,999 against the five before reached JS 0.096-0.103
 # on status for `seed` networks (one reviews 11% of that night against 20-22% of each
-# before: docs/benchmarks.md, 2026-12-05, evening). An alarm that fires on ordinary
+# before: docs/experiments.md, 2026-12-05, evening). An alarm that fires on ordinary
 # nights is soon switched off; tests/test_drift.py holds them quiet.
 ORDINARY_SPREAD = {
     "ink": {"psi": 0.4, "js": 0.2},

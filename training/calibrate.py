@@ -45,7 +45,7 @@ class CalibrationConfig:
     ranking: str = "top_two"
     not_a_digit_budget: float = 0.01
     # 0.04: with 0.02, smudges and scribbles `robust` reads as a 1 or a 4 passed the shape
-    # check (docs/benchmarks.md: 2026-12-05, morning).
+    # check (docs/experiments.md: 2026-12-05, morning).
     shape_review_share: float = 0.04
     # The shape check reviews more than shape_review_share, up to this share, while at
     # least keep_accepted of the validation digits stay accepted by every check: a model

@@ -225,11 +225,15 @@ def test_device_plan_picks_the_precision_from_the_hardware_and_ignores_xla_on_cp
         training.plan_devices([], "half", False)
 
 
-def test_amx_is_read_from_the_cpu_flags(tmp_path):
+def test_bfloat16_arithmetic_is_read_from_the_cpu_flags(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n")
     assert training.cpu_has_bfloat16_units(str(cpuinfo))
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n")
+    assert training.cpu_has_bfloat16_units(str(cpuinfo))  # AMD Zen 4
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\nbugs\t\t: amx_bf16\n")
+    assert not training.cpu_has_bfloat16_units(str(cpuinfo))
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_vnni avx512_bf\n")
     assert not training.cpu_has_bfloat16_units(str(cpuinfo))
     assert not training.cpu_has_bfloat16_units(str(tmp_path / "missing"))
 
