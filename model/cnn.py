@@ -178,10 +178,10 @@ def with_second_look(network: keras.Model, below: float) -> keras.Model:
 def for_inference(model: keras.Model) -> keras.Model:
     """The same function of the images, faster to run: a copy of `model` with each batch
     norm folded into the convolution before it (kernel scaled, a bias added), so inference
-    runs one fused convolution where training ran a convolution and a normalisation.
-    `model` is left as it is; a model without batch norm (`seed`) is returned as it is.
-    Every predictor runs this (model.serving, model.export); the outputs differ from
-    `model`'s by float rounding only (tested)."""
+    adds a bias where training normalised. `model` is left as it is; a model with nothing
+    to fold (`seed`, or a Sequential model, which Keras cannot clone layer call by layer
+    call) is returned as it is. Every predictor runs this (model.serving, model.export);
+    the outputs differ from `model`'s by float rounding only (tested)."""
     pairs = _convolutions_before_batch_norm(model)
     if not pairs:
         return model
@@ -221,8 +221,10 @@ def for_inference(model: keras.Model) -> keras.Model:
 def _convolutions_before_batch_norm(model: keras.Model) -> dict:
     """{id(conv): (conv, batch norm)} for each batch norm whose input is a Conv2D's output
     that nothing else reads and that no activation follows inside the Conv2D; through
-    nested models and SecondLook's network too."""
+    nested models and SecondLook's network too, none in a Sequential model."""
     pairs = {}
+    if isinstance(model, keras.Sequential):
+        return pairs
     for layer in model.layers:
         if isinstance(layer, SecondLook):
             pairs.update(_convolutions_before_batch_norm(layer.network))

@@ -54,9 +54,21 @@ def test_batch_norms_are_folded_and_the_outputs_stay_the_same():
     np.testing.assert_allclose(model(images, training=False), before, atol=0)
 
 
-def test_a_model_without_batch_norm_is_served_as_it_is():
+def test_a_model_with_nothing_to_fold_is_served_as_it_is():
     seed = cnn.build(recipe("seed"))
     assert cnn.for_inference(seed) is seed
+    layers = keras.layers
+    stacked = keras.Sequential(  # a user's own: Keras clones no Sequential call by call
+        [keras.Input((28, 28, 1)), layers.Conv2D(4, 3), layers.BatchNormalization(),
+         layers.Flatten(), layers.Dense(10, activation="softmax")]
+    )  # fmt: skip
+    assert cnn.for_inference(stacked) is stacked
+    inputs = keras.Input((28, 28, 1))
+    wide = layers.Conv2D(4, 3)(inputs)  # read by the batch norm and by the output: not folded
+    both = layers.Concatenate()([layers.BatchNormalization()(wide), wide])
+    outputs = layers.Dense(10, activation="softmax")(layers.Flatten()(both))
+    shared = keras.Model(inputs, outputs)
+    assert cnn.for_inference(shared) is shared
 
 
 def test_the_predictor_runs_the_folded_model_of_a_saved_one(tmp_path):
