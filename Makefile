@@ -87,7 +87,7 @@ bench-trust: setup
 
 # The recipes side by side (seed, strong, robust with three seeds): accepted share, error
 # among accepted, corruptions, low resolution, not-a-digit figures, training time, scoring
-# throughput (about 3.5 hours on 2 cores from nothing; models already trained and judged in
+# throughput (51 minutes to 3.5 hours on 2 cores from nothing, by the CPU's bfloat16; models already trained and judged in
 # out/bench/recipes are reused). RECIPES_COMPARED=seed,robust for fewer;
 # CANDIDATE_OPTIONS="--members 4" trains the last recipe with those `digits train` options
 # in place of the recipe's own numbers.
