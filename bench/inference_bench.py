@@ -40,8 +40,8 @@ def compare(model: str, pixels: np.ndarray, rounds: int) -> dict:
         "as_trained": serving.Predictor.of(loaded, screen, fold=False),
         "as_served": serving.Predictor.of(loaded, screen),
     }
-    served = predictors["as_served"].predict(pixels[:BATCH])["probabilities"]
-    trained = predictors["as_trained"].predict(pixels[:BATCH])["probabilities"]
+    served = predictors["as_served"].predict(pixels)["probabilities"]
+    trained = predictors["as_trained"].predict(pixels)["probabilities"]
     speeds = {name: [] for name in predictors}
     for i in range(rounds):
         for name in sorted(predictors, reverse=i % 2 == 1):

@@ -99,7 +99,9 @@ class Predictor:
         predictor._build(loaded, screen, fold)
         return predictor
 
-    def _build(self, loaded: keras.Model, screen: screening.Screen | None, fold=True) -> None:
+    def _build(
+        self, loaded: keras.Model, screen: screening.Screen | None, fold: bool = True
+    ) -> None:
         # Served with its batch norms folded into the convolutions: the same outputs, faster.
         self.model = cnn.for_inference(loaded) if fold else loaded
         spec = tf.TensorSpec([None, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH], tf.uint8)
