@@ -199,7 +199,7 @@ accepts {test["accepted_share"]:.2%} of the digits with {test["errors"]} errors
 
 ![reliability diagram](reliability.png)
 
-Input checks (fitted to flag at most {result["screen"]["fitted"]["budget"]:.1%} of the
+Input checks (fitted to flag at most {fitted["budget"]:.1%} of the
 validation digits): on test they flag {result["test_not_a_digit_share"]:.2%} of the digits
 as `not_a_digit`, and the shape check (fitted to review {reviewed} of the validation
 digits and their damaged copies) finds {result["test_unusual_shape_share"]:.2%} of them
