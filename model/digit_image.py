@@ -17,11 +17,12 @@ with 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels, it returns the ui
    shifted back by whole pixels, and otherwise unchanged. A 28x28 image on a gray or
    light background (a brightened or fogged scan) goes through the steps below.
    A square one-channel image of another size on a black border, whose digit, resized to
-   28x28, is framed as MNIST frames its digits (FRAMED_EXTENT a side at half its peak,
-   within FRAMED_OFFSET of the centre by mass, strokes FRAMED_WIDTH wide, as bright as
-   FRAMED_PEAK) is only resized (bilinear, antialiased), as a plain resize would: a digit
-   reduced to 8x8 and scaled back up, as an old form scanner's crops are, keeps the soft
-   grey levels the steps below would cut into hard strokes.
+   28x28, is framed as MNIST frames its digits (FRAMED_EXTENT a side: at least the
+   smaller at a fifth of its peak, at most the larger at half; within FRAMED_OFFSET of
+   the centre by mass, strokes FRAMED_WIDTH wide, as bright as FRAMED_PEAK) is only
+   resized (bilinear, antialiased), as a plain resize would: a digit reduced to 8x8 and
+   scaled back up, as an old form scanner's crops are, keeps the soft grey levels the
+   steps below would cut into hard strokes. A digit smaller on its page is fitted below.
 5. Background and contrast: the paper's level under every pixel is subtracted (a grey
    opening wider than any stroke, so shading, fog and uneven light go too; on an even
    page never far above its border's level, so the wide soft strokes of a low-resolution
@@ -60,11 +61,15 @@ MIN_EXTENT = 0.08  # ink spanning less of the page's shorter side is a speck, no
 FLOOR_SHARE = 0.1  # ink fainter than this share of the peak counts as paper
 CROP_TAIL = 0.001  # share of the ink mass a crop may leave out at each side
 # A digit framed as MNIST frames it, at 28x28 (MNIST's: 19-20 pixels a side at half its
-# peak, at most 1 pixel off the centre, strokes 1.0-3.6 wide, peak 254-255; 99.5% of the
-# digits reduced to 8x8 and scaled up: 13-22, 1.4, 1.7-4.8 and 92-246).
-FRAMED_EXTENT = (12, FIT + 2)
+# peak, at most 1 pixel off the centre, strokes 1.0-3.6 wide, peak 254-255; 99.9% of the
+# training digits reduced to 6x6-16x16 and scaled up: at least 19 a side at a fifth of
+# the peak, at most 24 at half, 2.0 off, 1.3-6.7 wide). The smallest side is taken at a
+# fifth of the peak: a digit blurred to a few pixels is soft all over, and at half its
+# peak only its core shows.
+FRAMED_EXTENT = (16, FIT + 2)  # at FRAMED_FAINT of the peak, and at half of it
+FRAMED_FAINT = 0.2
 FRAMED_OFFSET = 2.0
-FRAMED_WIDTH = (1.0, 6.0)
+FRAMED_WIDTH = (1.0, 7.0)
 FRAMED_PEAK = 72.0  # a fainter peak at 28x28: strokes finer than a pixel, to be inked
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -282,17 +287,21 @@ def _resized(x: tf.Tensor) -> tf.Tensor:
 
 def _framed(x: tf.Tensor) -> tf.Tensor:
     """Whether [28, 28] holds a digit framed as MNIST frames its digits (FRAMED_*): its
-    ink at half the peak FRAMED_EXTENT a side, its centre of mass within FRAMED_OFFSET of
-    the centre, its strokes FRAMED_WIDTH wide, its peak at least FRAMED_PEAK."""
+    ink at FRAMED_FAINT of the peak at least FRAMED_EXTENT[0] a side and at half the peak
+    at most FRAMED_EXTENT[1], its centre of mass within FRAMED_OFFSET of the centre, its
+    strokes FRAMED_WIDTH wide, its peak at least FRAMED_PEAK."""
     peak = tf.reduce_max(x)
     ink = x / tf.maximum(peak, 1e-6)
-    lit = ink >= 0.5
-    side = tf.maximum(_extent(tf.reduce_any(lit, axis=1)), _extent(tf.reduce_any(lit, axis=0)))
+
+    def side(level):
+        lit = ink >= level
+        return tf.maximum(_extent(tf.reduce_any(lit, axis=1)), _extent(tf.reduce_any(lit, axis=0)))
+
     off_y, off_x = _mass_offset(ink)
     width = _stroke_width(ink)
     return (
-        (side >= FRAMED_EXTENT[0])
-        & (side <= FRAMED_EXTENT[1])
+        (side(FRAMED_FAINT) >= FRAMED_EXTENT[0])
+        & (side(0.5) <= FRAMED_EXTENT[1])
         & (tf.maximum(tf.abs(off_y), tf.abs(off_x)) <= FRAMED_OFFSET)
         & (width >= FRAMED_WIDTH[0])
         & (width <= FRAMED_WIDTH[1])

@@ -251,6 +251,29 @@ def test_only_a_digit_framed_as_mnist_frames_it_is_only_resized():
         assert out.max() == 255  # full ink, not the faint line a plain resize makes
 
 
+def test_framing_goes_by_a_blurred_digits_faint_ink_and_fits_a_small_one():
+    # Strokes crossing at one point, reduced to 8x8 and scaled up: only the crossing keeps
+    # half the peak (10 pixels a side), but its faint ink spans MNIST's box: framed, only
+    # resized (it was once normalised, and the stretch cut such digits into pieces). A
+    # "0" 11x14 pixels at 28x28, centred on its page, is not framed as MNIST frames its
+    # digits (a plain resize left it that small): it is fitted to 20 pixels.
+    from PIL import ImageDraw
+
+    from evaluation import suites
+
+    canvas = Image.new("L", (28, 28), 0)
+    for line in ([14, 5, 14, 23], [6, 9, 22, 19], [6, 19, 22, 9]):
+        ImageDraw.Draw(canvas).line(line, fill=255, width=1)
+    page = suites.low_resolution(np.asarray(canvas)[None], 8)[0]
+    out = digit_image.normalise_digit(page[..., None]).numpy()
+    assert np.abs(out.astype(int) - suites.plain_resize(page[None])[0]).max() <= 8
+    small = Image.new("L", (56, 56), 0)
+    ImageDraw.Draw(small).ellipse([17, 14, 39, 42], outline=255, width=5)
+    out = digit_image.normalise_digit(np.asarray(small)[..., None]).numpy()
+    rows, _ = np.nonzero(out >= 128)
+    assert rows.max() - rows.min() + 1 == 20
+
+
 def test_a_printed_r_keeps_its_arm():
     # An r as a font prints it, dark on white paper: a stem 3 pixels wide the whole height
     # of the ink and a thinner arm at its top. The stroke width was once measured without
