@@ -73,9 +73,7 @@ def run(job: EvaluateRun) -> dict:
     results["robustness"] = robustness.evaluate(predictor, test, job.suites, steps)
     results["blessing"] = blessing.bless(job.gate, job.model, job.baseline, results, test, baseline)
     steps.start("writing the report")
-    report.write_report(
-        job.output, model, training, results, test, dataset.manifest, job.suites.seed, validation
-    )
+    report.write_report(job.output, model, training, results, test, dataset.manifest, validation)
     return results
 
 

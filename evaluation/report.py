@@ -1,7 +1,7 @@
 """The report `digits evaluate` writes: metrics, pictures and the model card (report.md).
 
     results = {**classification_metrics(test.labels, test.probabilities), ...}
-    write_report(output, model, training, results, test, manifest, suite_seed, validation)
+    write_report(output, model, training, results, test, manifest, validation)
 
 evaluation.json holds the results as they are; confusion_matrix.png, misclassified.png,
 samples.png and reliability.png are drawn here, the robustness pictures in
@@ -98,13 +98,15 @@ def plot_confusion(confusion: np.ndarray, path: str, title: str) -> None:
 
 def plot_digits(images, captions, path: str, title: str, columns: int = 10) -> None:
     """A grid of images (any size, [0, 1]), each fitted into its cell keeping its aspect,
-    its caption above it. One axes for the whole grid: a subplot per image made each
-    picture take a second or two."""
+    its caption above it; a None leaves its cell blank. One axes for the whole grid: a
+    subplot per image made each picture take a second or two."""
     rows = max(1, int(np.ceil(len(images) / columns)))
     cell = 1.25  # a cell's height: the image (0.9 of the width) and its caption
     fig = plt.figure(figsize=(columns * 0.9, rows * 1.05 + 0.4), dpi=100)
     ax = fig.add_axes((0.01, 0.01, 0.98, 1 - 0.02 - 0.4 / (rows * 1.05 + 0.4)))
     for i, (image, caption) in enumerate(zip(images, captions, strict=False)):
+        if image is None:
+            continue
         row, column = divmod(i, columns)
         height, width = np.shape(image)[:2]
         scale = 0.9 / max(height, width)
@@ -286,7 +288,6 @@ def write_report(
     results: dict,
     test: Split,
     manifest: dict,
-    seed: int,
     validation: Split,
 ) -> None:
     """evaluation.json, the pictures, label_review.csv and report.md into `output` (local or
@@ -299,7 +300,7 @@ def write_report(
                 indent=2,
             )
         write_pictures(test, results, training["model"], local)
-        robustness.write_pictures(test, seed, local, plot_digits)
+        robustness.write_pictures(test, results["robustness"], local, plot_digits)
         label_review.write(local, validation, results["label_review"], plot_digits)
         with open(os.path.join(local, "report.md"), "w") as handle:
             handle.write(model_card(model, training, results, manifest))

@@ -36,9 +36,7 @@ def evaluate(predictor, test: Split, sizes, steps: Steps | None = None) -> dict:
     `sizes.per_kind` images of each not-a-digit kind (evaluation.evaluate.Suites)."""
     steps = steps or Steps("robustness")
     seed = sizes.seed
-    rng = np.random.default_rng(seed)
-    count = min(sizes.size, len(test.labels))
-    chosen = np.sort(rng.choice(len(test.labels), size=count, replace=False))
+    chosen = sample(test, sizes.size, seed)
     digits, labels = test.pixels[chosen], test.labels[chosen]
     clean = predictor.predict(digits)
     total = len(suites.CORRUPTIONS) + len(suites.NOT_A_DIGIT_KINDS) + 1
@@ -61,6 +59,13 @@ def evaluate(predictor, test: Split, sizes, steps: Steps | None = None) -> dict:
         "scans": scan_suite(predictor, digits, labels, clean, seed),
         "low_resolution": low_resolution_suite(predictor, digits, labels),
     }
+
+
+def sample(test: Split, size: int, seed: int) -> np.ndarray:
+    """The indices of the test digits the suites use: `size` of them, drawn with `seed`."""
+    rng = np.random.default_rng(seed)
+    count = min(size, len(test.labels))
+    return np.sort(rng.choice(len(test.labels), size=count, replace=False))
 
 
 def _accuracy(predicted: dict, labels: np.ndarray) -> float:
@@ -110,14 +115,22 @@ def normalised(pages: list[np.ndarray]) -> np.ndarray:
     return images.normalise_all(pages)
 
 
+ACCEPTED_SHOWN = 10  # not-a-digit images accepted, per kind: recorded and pictured
+
+
 def not_a_digit_suite(predictor, digits, clean, per_kind, seed, tick=None) -> dict:
     per = {}
     for done, kind in enumerate(suites.NOT_A_DIGIT_KINDS, 1):
         pages = suites.not_a_digit(kind, per_kind, digits, seed)
         predicted = predictor.predict(normalised(pages))
         shares = _shares(predicted)
+        accepted = np.flatnonzero(predicted["status"] == screening.ACCEPTED)[:ACCEPTED_SHOWN]
         per[kind] = {
             "statuses": shares,
+            # which of the kind's images (as suites.not_a_digit makes them) got through
+            "accepted_examples": [
+                {"index": int(i), "digit": int(predicted["digit"][i])} for i in accepted
+            ],
             "not_accepted": 1.0 - shares["accepted"],
             "auroc": calibration.auroc(predicted["not_a_digit_score"], clean["not_a_digit_score"]),
             "auroc_max_softmax": calibration.auroc(
@@ -168,8 +181,11 @@ def low_resolution_suite(predictor, digits, labels) -> dict:
     }
 
 
-def write_pictures(test: Split, seed: int, output: str, plot_digits) -> None:
-    """corruptions.png, not_a_digit.png and scans.png: examples of each set."""
+def write_pictures(test: Split, result: dict, output: str, plot_digits) -> None:
+    """corruptions.png, not_a_digit.png, scans.png and low_resolution.png: examples of each
+    set; not_a_digit_accepted.png: the not-a-digit images `result` (evaluate's) records as
+    accepted, if any."""
+    seed = result["sample"]["seed"]
     digits = test.pixels[:10]
     rows = [suites.corrupt(name, digits, seed) for name in suites.CORRUPTIONS]
     names = list(suites.CORRUPTIONS)
@@ -198,6 +214,11 @@ def write_pictures(test: Split, seed: int, output: str, plot_digits) -> None:
         os.path.join(output, "scans.png"),
         "The same test digits clean, scanned (JPEG page), and normalised from the scan",
     )
+    _plot_low_resolution(digits, output, plot_digits)
+    _plot_accepted(test, result, output, plot_digits)
+
+
+def _plot_low_resolution(digits: np.ndarray, output: str, plot_digits) -> None:
     rows, captions = [], []
     for side in suites.LOW_RESOLUTIONS:
         pages = suites.low_resolution(digits, side)
@@ -211,6 +232,43 @@ def write_pictures(test: Split, seed: int, output: str, plot_digits) -> None:
         os.path.join(output, "low_resolution.png"),
         "Test digits at low resolution: resized to 28x28 (first row), normalised (second)",
     )
+
+
+def accepted_images(test: Split, result: dict, kind: str) -> np.ndarray:
+    """uint8 [n, 28, 28]: the not-a-digit images of `kind` that `result` (evaluate's)
+    records as accepted, made again as the suite made them, normalised as the model saw
+    them."""
+    examples = result["not_a_digit"]["per_kind"][kind].get("accepted_examples") or []
+    if not examples:
+        return np.zeros((0, *screening.IMAGE_SHAPE), np.uint8)
+    chosen = sample(test, result["sample"]["test_digits"], result["sample"]["seed"])
+    made = suites.not_a_digit(
+        kind, examples[-1]["index"] + 1, test.pixels[chosen], result["sample"]["seed"]
+    )
+    return normalised([made[e["index"]] for e in examples])
+
+
+def _plot_accepted(test: Split, result: dict, output: str, plot_digits) -> None:
+    """not_a_digit_accepted.png: per kind, a row of the images accepted as digits, as the
+    model saw them, each with the digit it read."""
+    shown, captions = [], []
+    for kind, r in result["not_a_digit"]["per_kind"].items():
+        examples = r.get("accepted_examples") or []
+        if not examples:
+            continue
+        picked = accepted_images(test, result, kind) / 255.0
+        empty = ACCEPTED_SHOWN - len(examples)  # cells left blank, so each kind has a row
+        shown += list(picked) + [None] * empty
+        read = [str(e["digit"]) for e in examples]
+        captions += [f"{kind}: {read[0]}", *read[1:]] + [""] * empty
+    if shown:
+        plot_digits(
+            shown,
+            captions,
+            os.path.join(output, "not_a_digit_accepted.png"),
+            "Not digits accepted as digits, as the model saw them (caption: the digit read)",
+            columns=ACCEPTED_SHOWN,
+        )
 
 
 def _gray(page: np.ndarray) -> np.ndarray:
@@ -253,7 +311,7 @@ and the AUROC of the not-a-digit score against clean test digits:
 {kind_rows}
 
 ![not digits](not_a_digit.png)
-
+{_accepted_text(result["not_a_digit"])}
 Scans (the same digits, written in coloured ink on textured paper, anywhere on the page,
 thicker or thinner, JPEG): accuracy {scans["scanned_accuracy"]:.2%} against
 {scans["clean_accuracy"]:.2%} clean, a gap of **{scans["gap_points"]:.2f} points**.
@@ -261,6 +319,16 @@ thicker or thinner, JPEG): accuracy {scans["scanned_accuracy"]:.2%} against
 ![scans](scans.png)
 
 """ + _low_resolution_section(result["low_resolution"])
+
+
+def _accepted_text(suite: dict) -> str:
+    if not any(r.get("accepted_examples") for r in suite["per_kind"].values()):
+        return ""
+    return f"""
+The first {ACCEPTED_SHOWN} of each kind that were accepted as digits:
+
+![not digits accepted](not_a_digit_accepted.png)
+"""
 
 
 def _low_resolution_section(low: dict) -> str:

@@ -141,3 +141,29 @@ def test_a_model_without_calibration_or_with_a_stale_one_is_refused(
     assert run_scorer(model, mixed_set[0] / "*", tmp_path / "out", allow_unblessed=True) == 2
     assert "fitted for model sha256:0000000000000000" in capsys.readouterr().err
     assert not (tmp_path / "out" / f"dt={DATE}").exists()
+
+
+def test_the_not_digits_accepted_are_recorded_and_shown(mnist_model, mnist_dataset):
+    # digits evaluate records which not-a-digit images the model accepted (the first few of
+    # each kind) and draws them: made again from that record, the model accepts each one
+    # and reads the digit recorded.
+    from evaluation import robustness
+    from model import data, serving
+
+    report = mnist_model.parent / "report"
+    result = json.loads((report / "evaluation.json").read_text())["robustness"]
+    predictor = serving.Predictor(str(mnist_model))
+    test = data.predict_split(serving.load_model(str(mnist_model)), str(mnist_dataset))
+    accepted_in_all = 0
+    for kind, r in result["not_a_digit"]["per_kind"].items():
+        examples = r["accepted_examples"]
+        count = round(r["statuses"]["accepted"] * result["not_a_digit"]["count_per_kind"])
+        assert len(examples) == min(count, robustness.ACCEPTED_SHOWN), kind
+        if examples:
+            again = predictor.predict(robustness.accepted_images(test, result, kind))
+            assert (again["status"] == screening.ACCEPTED).all(), kind
+            assert again["digit"].tolist() == [e["digit"] for e in examples], kind
+        accepted_in_all += count
+    assert accepted_in_all > 0  # a one-epoch model lets some through: the check above ran
+    assert Image.open(report / "not_a_digit_accepted.png").size[0] > 300
+    assert "not_a_digit_accepted.png" in (report / "report.md").read_text()
