@@ -69,7 +69,7 @@ def compare(predictor, pages: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def test_digits(data_dir: str, count: int) -> tuple[np.ndarray, np.ndarray]:
+def first_test_digits(data_dir: str, count: int) -> tuple[np.ndarray, np.ndarray]:
     """The first `count` test digits, uint8 [n, 28, 28], and their labels."""
     from common import schema
     from model import data
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from model import serving
 
-    digits, labels = test_digits(args.data, args.count)
+    digits, labels = first_test_digits(args.data, args.count)
     predictor = serving.Predictor(args.model)
     print(f"{args.model} on {len(labels):,} test digits: normalised against a plain resize")
     results = {}

@@ -63,9 +63,10 @@ CROP_TAIL = 0.001  # share of the ink mass a crop may leave out at each side
 # A digit framed as MNIST frames it, at 28x28 (MNIST's: 19-20 pixels a side at half its
 # peak, at most 1 pixel off the centre, strokes 1.0-3.6 wide, peak 254-255; 99.9% of the
 # training digits reduced to 6x6-16x16 and scaled up: at least 19 a side at a fifth of
-# the peak, at most 24 at half, 2.0 off, 1.3-6.7 wide). The smallest side is taken at a
+# the peak, at most 24 at half, 2.0 off, 1.2-6.7 wide). The smallest side is taken at a
 # fifth of the peak: a digit blurred to a few pixels is soft all over, and at half its
-# peak only its core shows.
+# peak only its core shows. The largest stays 22 at half the peak: a sharp digit 24
+# pixels a side reads better fitted to 20 (bench.framing_bench, docs/benchmarks.md).
 FRAMED_EXTENT = (16, FIT + 2)  # at FRAMED_FAINT of the peak, and at half of it
 FRAMED_FAINT = 0.2
 FRAMED_OFFSET = 2.0
