@@ -41,7 +41,7 @@ import tempfile
 
 from bench.common import save, timed
 from bench.score_bench import ensure_pngs
-from bench.trust_bench import pipeline_seconds
+from bench.trust_bench import pipeline_seconds, warm_up
 from common import files, schema
 
 
@@ -336,12 +336,14 @@ def training_config(data_dir: str, recipe: str, seed: int, options: tuple[str, .
 
 def throughput_ratio(candidate: str, before: str, data_dir: str, count: int, pairs: int) -> dict:
     """Scoring the same PNGs with both models, alternating; candidate/before in images per
-    second, the median of the pairs run back to back."""
+    second, the median of the pairs run back to back, after a run that is not timed (see
+    trust_bench.warm_up)."""
     paths = ensure_pngs(data_dir)[:count]
     ratios = []
     with tempfile.TemporaryDirectory() as folder:
         for path in paths:
             os.link(path, os.path.join(folder, os.path.basename(path)))
+        warm_up(before, folder + "/*.png")
         for i in range(pairs):
             order = (candidate, before) if i % 2 == 0 else (before, candidate)
             seconds = {m: pipeline_seconds(m, folder + "/*.png", screened=True) for m in order}

@@ -104,15 +104,25 @@ def pipeline_seconds(model: str, paths_glob: str, screened: bool) -> float:
         return time.perf_counter() - started
 
 
+def warm_up(model: str, paths_glob: str) -> None:
+    """One run, not timed, before the timed ones: the first pipeline of a process pays for
+    reading the files from disk into the page cache and for Beam's and TensorFlow's first
+    set-up, and the first pair's ratio fell 0.1-0.15 under the others' for it (AMD EPYC,
+    2026-12-05: 0.58-0.62 against 0.65-0.76, three runs)."""
+    pipeline_seconds(model, paths_glob, screened=True)
+
+
 def throughput(model: str, data_dir: str, count: int = 20_000, repeat: int = 10) -> dict:
     """Both pipelines on the same files, `repeat` times each, alternating (ABBA...). The
     ratio is the median over the pairs run back to back (without / with): the machine's
     speed drifts between minutes by more than the cost measured, and each pair shares its
-    minute. The ratio of the two medians is reported beside it."""
+    minute. The ratio of the two medians is reported beside it. After a run not timed
+    (warm_up)."""
     paths = ensure_pngs(data_dir)[:count]
     with tempfile.TemporaryDirectory() as folder:
         for path in paths:
             os.link(path, os.path.join(folder, os.path.basename(path)))
+        warm_up(model, folder + "/*.png")
         seconds = {"with_statuses": [], "without": []}
         for i in range(repeat):
             for mode in ("with_statuses", "without")[:: 1 if i % 2 == 0 else -1]:
