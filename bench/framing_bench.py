@@ -71,14 +71,11 @@ def compare(predictor, pages: np.ndarray, labels: np.ndarray) -> dict:
 
 def first_test_digits(data_dir: str, count: int) -> tuple[np.ndarray, np.ndarray]:
     """The first `count` test digits, uint8 [n, 28, 28], and their labels."""
-    from common import schema
     from model import data
 
-    pixels, labels = [], []
-    for batch in data.records(data_dir, "test", 1024):
-        pixels.append(data.to_pixels(batch[schema.IMAGE_KEY].numpy()))
-        labels.append(batch[schema.LABEL_KEY].numpy())
-    return np.concatenate(pixels)[:count], np.concatenate(labels)[:count]
+    pixels = data.split_pixels(data_dir, "test", count)
+    labels = np.concatenate([b["label"].numpy() for b in data.records(data_dir, "test", 1024)])
+    return pixels, labels[: len(pixels)]
 
 
 def main(argv=None) -> int:

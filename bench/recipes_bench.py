@@ -37,11 +37,9 @@ import os
 import shlex
 import statistics
 import sys
-import tempfile
 
 from bench.common import save, timed
-from bench.score_bench import ensure_pngs
-from bench.trust_bench import pipeline_seconds, warm_up
+from bench.trust_bench import pipeline_seconds, warm_pngs
 from common import files, schema
 
 
@@ -337,21 +335,17 @@ def training_config(data_dir: str, recipe: str, seed: int, options: tuple[str, .
 def throughput_ratio(candidate: str, before: str, data_dir: str, count: int, pairs: int) -> dict:
     """Scoring the same PNGs with both models, alternating; candidate/before in images per
     second, the median of the pairs run back to back, after a run that is not timed (see
-    trust_bench.warm_up)."""
-    paths = ensure_pngs(data_dir)[:count]
+    trust_bench.warm_pngs)."""
     ratios = []
-    with tempfile.TemporaryDirectory() as folder:
-        for path in paths:
-            os.link(path, os.path.join(folder, os.path.basename(path)))
-        warm_up(before, folder + "/*.png")
+    with warm_pngs(data_dir, count, before) as (pngs, images):
         for i in range(pairs):
             order = (candidate, before) if i % 2 == 0 else (before, candidate)
-            seconds = {m: pipeline_seconds(m, folder + "/*.png", screened=True) for m in order}
+            seconds = {m: pipeline_seconds(m, pngs, screened=True) for m in order}
             ratios.append(seconds[before] / seconds[candidate])
     ratio = statistics.median(ratios)
     print(f"scoring throughput, {os.path.basename(candidate)} / {os.path.basename(before)}: "
-          f"{ratio:.3f} (median of {pairs} pairs, {len(paths):,} PNGs)")  # fmt: skip
-    return {"ratio": ratio, "pairs": ratios, "images": len(paths)}
+          f"{ratio:.3f} (median of {pairs} pairs, {images:,} PNGs)")  # fmt: skip
+    return {"ratio": ratio, "pairs": ratios, "images": images}
 
 
 def main(argv=None) -> int:

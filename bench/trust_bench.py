@@ -16,6 +16,7 @@ against the pipeline's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -104,12 +105,19 @@ def pipeline_seconds(model: str, paths_glob: str, screened: bool) -> float:
         return time.perf_counter() - started
 
 
-def warm_up(model: str, paths_glob: str) -> None:
-    """One run, not timed, before the timed ones: the first pipeline of a process pays for
-    reading the files from disk into the page cache and for Beam's and TensorFlow's first
-    set-up, and the first pair's ratio fell 0.1-0.15 under the others' for it (AMD EPYC,
-    2026-12-05: 0.58-0.62 against 0.65-0.76, three runs)."""
-    pipeline_seconds(model, paths_glob, screened=True)
+@contextlib.contextmanager
+def warm_pngs(data_dir: str, count: int, model: str):
+    """The first `count` PNGs (score_bench.ensure_pngs) linked into a temporary folder ->
+    (their glob, how many), after one run with `model` that is not timed: the first
+    pipeline of a process pays for reading the files from disk into the page cache and for
+    Beam's and TensorFlow's first set-up, and the first pair's ratio fell 0.1-0.15 under
+    the others' for it (AMD EPYC, 2026-12-05: 0.58-0.62 against 0.65-0.76, three runs)."""
+    paths = ensure_pngs(data_dir)[:count]
+    with tempfile.TemporaryDirectory() as folder:
+        for path in paths:
+            os.link(path, os.path.join(folder, os.path.basename(path)))
+        pipeline_seconds(model, folder + "/*.png", screened=True)
+        yield folder + "/*.png", len(paths)
 
 
 def throughput(model: str, data_dir: str, count: int = 20_000, repeat: int = 10) -> dict:
@@ -117,31 +125,25 @@ def throughput(model: str, data_dir: str, count: int = 20_000, repeat: int = 10)
     ratio is the median over the pairs run back to back (without / with): the machine's
     speed drifts between minutes by more than the cost measured, and each pair shares its
     minute. The ratio of the two medians is reported beside it. After a run not timed
-    (warm_up)."""
-    paths = ensure_pngs(data_dir)[:count]
-    with tempfile.TemporaryDirectory() as folder:
-        for path in paths:
-            os.link(path, os.path.join(folder, os.path.basename(path)))
-        warm_up(model, folder + "/*.png")
+    (warm_pngs)."""
+    with warm_pngs(data_dir, count, model) as (pngs, images):
         seconds = {"with_statuses": [], "without": []}
         for i in range(repeat):
             for mode in ("with_statuses", "without")[:: 1 if i % 2 == 0 else -1]:
-                seconds[mode].append(
-                    pipeline_seconds(model, folder + "/*.png", mode == "with_statuses")
-                )
+                seconds[mode].append(pipeline_seconds(model, pngs, mode == "with_statuses"))
     median = {mode: statistics.median(s) for mode, s in seconds.items()}
     pairs = [a / b for a, b in zip(seconds["without"], seconds["with_statuses"], strict=True)]
     result = {
-        "images": len(paths),
+        "images": images,
         "seconds": seconds,
-        "images_per_second": {mode: len(paths) / s for mode, s in median.items()},
+        "images_per_second": {mode: images / s for mode, s in median.items()},
         "pair_ratios": pairs,
         "ratio": statistics.median(pairs),
         "ratio_of_medians": median["without"] / median["with_statuses"],
     }
     rate = result["images_per_second"]
     print(
-        f"scoring {len(paths):,} PNGs (DirectRunner, {repeat} pairs): with statuses "
+        f"scoring {images:,} PNGs (DirectRunner, {repeat} pairs): with statuses "
         f"{rate['with_statuses']:,.0f}/s, without {rate['without']:,.0f}/s (medians); ratio "
         f"{result['ratio']:.3f}, median of the pairs (target at least 0.9; pairs "
         f"{min(pairs):.3f}-{max(pairs):.3f}; ratio of the medians "
