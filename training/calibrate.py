@@ -50,9 +50,12 @@ class CalibrationConfig:
     # The shape check reviews more than shape_review_share, up to this share, while at
     # least keep_accepted of the validation digits stay accepted by every check: a model
     # whose threshold accepts more spends the margin on marks that read as digits (issue
-    # 21 asks 95% accepted; a point more for the gap between validation and test).
+    # 21 asks 95% accepted; half a point more for the gap between validation and test,
+    # at most 0.21 points on four models; with a whole point, a `robust` model whose
+    # threshold accepts 97% reviewed 4% and let 5.4% of the suite's scribbles through:
+    # docs/experiments.md, "The shape check twice as wide").
     shape_review_up_to: float = 0.08
-    keep_accepted: float = 0.96
+    keep_accepted: float = 0.955
     check_damage_share: float = 0.25  # damaged copies per image the checks see (model.damage)
     shape_check: shape_check.ShapeCheckConfig = field(default_factory=shape_check.ShapeCheckConfig)
 
