@@ -73,9 +73,7 @@ def first_test_digits(data_dir: str, count: int) -> tuple[np.ndarray, np.ndarray
     """The first `count` test digits, uint8 [n, 28, 28], and their labels."""
     from model import data
 
-    pixels = data.split_pixels(data_dir, "test", count)
-    labels = np.concatenate([b["label"].numpy() for b in data.records(data_dir, "test", 1024)])
-    return pixels, labels[: len(pixels)]
+    return data.split_digits(data_dir, "test", count)
 
 
 def main(argv=None) -> int:

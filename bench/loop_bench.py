@@ -250,8 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--night + --held-out must be at most {MNIST_HALF}")
     from model import data
 
-    pixels = data.split_pixels(args.data, "test")
-    labels = np.concatenate([b["label"].numpy() for b in data.records(args.data, "test", 1000)])
+    pixels, labels = data.split_digits(args.data, "test")
     truth_path = os.path.join(args.work, "in-house", "truth.json")
     if not os.path.exists(truth_path):
         truth = make_in_house(pixels, labels, os.path.join(args.work, "in-house"), args.night,

@@ -233,15 +233,28 @@ def split_pixels(
     verify: bool = True,
 ) -> np.ndarray:
     """A split's images as uint8 [n, 28, 28] in record order; with `limit`, only the first."""
-    chunks, count = [], 0
+    return split_digits(data_dir, split, limit, manifest=manifest, verify=verify)[0]
+
+
+def split_digits(
+    data_dir: str,
+    split: str,
+    limit: int | None = None,
+    *,
+    manifest: dict | None = None,
+    verify: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """split_pixels' images and their labels (int [n]), read in one pass."""
+    pixels, labels, count = [], [], 0
     for batch in records(data_dir, split, limit or 1024, manifest=manifest, verify=verify):
-        chunks.append(to_pixels(batch[schema.IMAGE_KEY].numpy()))
-        count += len(chunks[-1])
+        pixels.append(to_pixels(batch[schema.IMAGE_KEY].numpy()))
+        labels.append(batch[schema.LABEL_KEY].numpy())
+        count += len(pixels[-1])
         if limit and count >= limit:
             break
-    if not chunks:
-        return np.zeros((0, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH), np.uint8)
-    return np.concatenate(chunks)[:limit]
+    if not pixels:
+        return np.zeros((0, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH), np.uint8), np.zeros(0, int)
+    return np.concatenate(pixels)[:limit], np.concatenate(labels)[:limit]
 
 
 @dataclass(frozen=True)
